@@ -1,0 +1,160 @@
+/*
+ * internal.h - engine structures shared by the files of src/core.
+ *
+ * Objects
+ *   cascade        the store: index shards, content table, DRAM tier,
+ *                  per-class policies, TTL heap, counters.
+ *   ns_obj         an interned namespace name (created on first put, freed
+ *                  at close).
+ *   kent           a key: (namespace, key bytes) -> block, with its TTL,
+ *                  priority and flags.  Lives in one index shard's chain and
+ *                  in its block's key list.
+ *   cascade_blk    a stored copy (one per distinct content per namespace
+ *                  with dedup on): arena extent, content id, pins, the keys
+ *                  that share it, its policy item, its prefix-chain parent.
+ *
+ * Locking (order: mem_lock -> shard lock; never the other way)
+ *   shard[i].lock  protects shard i's hash chains, the kent fields read by
+ *                  lookups (blk, expire, flags) and the shard's counters.
+ *                  The hit path takes only this lock, and only briefly: it
+ *                  pins the block, raises its access tick and unlocks before
+ *                  copying.
+ *   mem_lock       serialises every change of the key -> block mapping
+ *                  (insert, overwrite, delete, expiry, eviction), the
+ *                  allocator, the policies, the content table and the TTL
+ *                  heap.  Taken by puts, deletes and setters, never by gets.
+ *   blk->pins      atomic count of views and in-flight copies, with
+ *                  BLK_DEAD set once the block has been removed.  Whoever
+ *                  sees (DEAD, 0 pins) first - the remover, or the last
+ *                  unpinner - frees the arena extent.
+ *
+ * Invariants
+ *   - A kent in a shard chain points at a live block (not DEAD).
+ *   - blk->refs == number of kents pointing at it; a live block has
+ *     refs >= 1 (a block whose last key goes away is removed at once).
+ *   - A block descriptor is freed when it is no longer live, its extent is
+ *     freed, and no child block points at it (drefs == 0).
+ */
+#ifndef CASCADE_INTERNAL_H
+#define CASCADE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "cascade.h"
+#include "policy/policy.h"
+#include "tier/dram.h"
+
+#define BLK_DEAD 0x80000000u
+#define NCLASSES 3 /* priority classes LOW, NORMAL, HIGH */
+
+struct cascade_config {
+  uint64_t dram_capacity;
+  int dram_hugepages;
+  int dram_prefault;
+  int dram_backing;
+  uint64_t max_value;
+  int dedup;
+  char policy[16];
+  uint32_t shards;
+  int stats_latency;
+};
+
+/* Default-initialise a configuration. */
+void config_defaults(struct cascade_config *cfg);
+
+typedef struct ns_obj {
+  struct ns_obj *next;
+  uint32_t id;
+  uint32_t len;
+  uint64_t hash;
+  char name[CASCADE_MAX_NS + 1];
+} ns_obj;
+
+typedef struct kent {
+  struct kent *hnext;            /* shard chain */
+  struct kent *bprev, *bnext;    /* block's key list (mem_lock) */
+  struct cascade_blk *blk;
+  const ns_obj *ns;
+  uint64_t hash;
+  uint64_t expire_ns;            /* CLOCK_REALTIME ns; 0 = never */
+  uint32_t tidx;                 /* TTL heap slot or UINT32_MAX */
+  int8_t prio;                   /* enum cascade_priority */
+  uint8_t flags;                 /* CASCADE_PUT_PREFIX */
+  uint32_t klen;
+  uint8_t key[];
+} kent;
+
+typedef struct cascade_blk {
+  pol_item pi;                   /* must stay first (container_of) */
+  dram_ext *ext;
+  uint64_t off;                  /* arena offset or DRAM_OFF_EMPTY */
+  uint64_t len;                  /* value bytes */
+  cascade_cid cid;
+  const ns_obj *ns;
+  _Atomic uint32_t pins;         /* count | BLK_DEAD */
+  int cls;                       /* policy class the item is in, -1 none */
+  uint32_t nprefix;              /* keys with CASCADE_PUT_PREFIX */
+  uint32_t drefs;                /* live (1) + children pointing here */
+  kent *keys;                    /* key list head */
+  struct cascade_blk *parent;    /* previous block of its prefix chain */
+  struct cascade_blk *cnext;     /* content table chain */
+  struct cascade_blk *aside;     /* pinned victims set aside by eviction */
+  uint8_t live, in_ctab, ext_freed, has_cid;
+} cascade_blk;
+
+typedef struct shard {
+  pthread_mutex_t lock;
+  kent **tab;
+  uint64_t mask;                 /* buckets - 1 */
+  uint64_t count;
+  uint64_t gets, hits, misses;
+  char pad[64];
+} shard;
+
+/* Latency histogram: log-linear buckets, striped to spread contention. */
+#define LAT_SUB_BITS 4
+#define LAT_BUCKETS (64 << LAT_SUB_BITS)
+#define LAT_STRIPES 8
+typedef struct lat_hist {
+  _Atomic uint64_t b[LAT_STRIPES][LAT_BUCKETS];
+} lat_hist;
+
+void lat_record(lat_hist *h, uint64_t ns);
+void lat_summary(const lat_hist *h, cascade_latency *out);
+
+struct cascade {
+  struct cascade_config cfg;
+  const struct policy_ops *pops;
+  uint64_t seed;                 /* hash seed, random per store */
+  shard *shards;
+  uint32_t nshards;
+  _Atomic uint64_t tick;         /* access clock */
+
+  pthread_mutex_t mem_lock;
+  dram *dram;
+  uint8_t *base;
+  policy pol[NCLASSES];
+  cascade_blk **ctab;            /* content table (dedup) */
+  uint64_t cmask, ccount;
+  kent **ttl;                    /* min-heap on expire_ns */
+  size_t nttl, cttl;
+  ns_obj *nslist;
+  uint32_t nns;
+  /* counters under mem_lock */
+  uint64_t nkeys, nblocks, bytes, puts, deletes, expired, evictions,
+      dedup_hits;
+  uint64_t dedup_saved;          /* sum over live blocks of (refs-1)*len */
+  _Atomic uint64_t views;        /* views held */
+  lat_hist *get_lat, *put_lat;
+};
+
+/* hash.c */
+void hash_sha256_cid(const void *data, size_t len, cascade_cid *out);
+
+/* time helpers */
+uint64_t now_realtime_ns(void);
+uint64_t now_mono_ns(void);
+
+#endif /* CASCADE_INTERNAL_H */

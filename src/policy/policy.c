@@ -1,0 +1,132 @@
+/*
+ * policy.c - the lazy min-heap shared by the heap-ordered policies, and the
+ * policy registry.
+ *
+ * Each item's ordering key (k[0], k[1]) comes from its policy's key()
+ * function.  The heap stores, per item, the key as last computed (hk).
+ * Readers raise atime/nhits without any lock, so an item's true key can be
+ * larger than the stored one, never smaller (key() is non-decreasing in
+ * atime and nhits; every other change goes through policy_update, which
+ * re-sifts in both directions).  policy_victim therefore looks at the top:
+ * if its true key equals the stored one it is the true minimum (every other
+ * item's true key >= its stored key >= the top's); otherwise it stores the
+ * true key, sifts the item down and looks again.  Victim selection is exact
+ * while the hit path stays lock-free.
+ *
+ * Not thread-safe: the caller serialises all calls (engine memory lock).
+ */
+#include "policy/policy.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const struct policy_ops policy_lru_ops;
+extern const struct policy_ops policy_semantic_ops;
+
+static const struct policy_ops *const all_policies[] = {
+    &policy_lru_ops,
+    &policy_semantic_ops,
+};
+
+const char *const policy_names[] = {"lru", "semantic", NULL};
+
+const struct policy_ops *policy_find(const char *name) {
+  for (size_t i = 0; i < sizeof all_policies / sizeof all_policies[0]; i++)
+    if (strcmp(all_policies[i]->name, name) == 0) return all_policies[i];
+  return NULL;
+}
+
+void policy_init(policy *p, const struct policy_ops *ops) {
+  memset(p, 0, sizeof *p);
+  p->ops = ops;
+}
+
+void policy_fini(policy *p) {
+  for (size_t i = 0; i < p->n; i++) p->heap[i]->hidx = POL_NOT_IN;
+  free(p->heap);
+  p->heap = NULL;
+  p->n = p->cap = 0;
+}
+
+static int key_lt(const uint64_t a[2], const uint64_t b[2]) {
+  return a[0] < b[0] || (a[0] == b[0] && a[1] < b[1]);
+}
+
+static void heap_set(policy *p, size_t i, pol_item *it) {
+  p->heap[i] = it;
+  it->hidx = (uint32_t)i;
+}
+
+static void sift_up(policy *p, size_t i) {
+  pol_item *it = p->heap[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!key_lt(it->hk, p->heap[parent]->hk)) break;
+    heap_set(p, i, p->heap[parent]);
+    i = parent;
+  }
+  heap_set(p, i, it);
+}
+
+static void sift_down(policy *p, size_t i) {
+  pol_item *it = p->heap[i];
+  for (;;) {
+    size_t l = 2 * i + 1, m = i;
+    const uint64_t *mk = it->hk;
+    if (l < p->n && key_lt(p->heap[l]->hk, mk)) m = l, mk = p->heap[l]->hk;
+    if (l + 1 < p->n && key_lt(p->heap[l + 1]->hk, mk)) m = l + 1;
+    if (m == i) break;
+    heap_set(p, i, p->heap[m]);
+    i = m;
+  }
+  heap_set(p, i, it);
+}
+
+int policy_reserve(policy *p, size_t n) {
+  if (n <= p->cap) return 0;
+  size_t ncap = p->cap ? p->cap : 64;
+  while (ncap < n) ncap *= 2;
+  pol_item **nh = realloc(p->heap, ncap * sizeof *nh);
+  if (!nh) return -ENOMEM;
+  p->heap = nh;
+  p->cap = ncap;
+  return 0;
+}
+
+int policy_insert(policy *p, pol_item *it) {
+  if (p->n == p->cap && policy_reserve(p, p->n + 1) < 0) return -ENOMEM;
+  p->ops->key(it, it->hk);
+  heap_set(p, p->n++, it);
+  sift_up(p, p->n - 1);
+  return 0;
+}
+
+void policy_remove(policy *p, pol_item *it) {
+  size_t i = it->hidx;
+  it->hidx = POL_NOT_IN;
+  if (--p->n == i) return;
+  pol_item *moved = p->heap[p->n];
+  heap_set(p, i, moved);
+  sift_up(p, i);
+  sift_down(p, moved->hidx);
+}
+
+void policy_update(policy *p, pol_item *it) {
+  p->ops->key(it, it->hk);
+  sift_up(p, it->hidx);
+  sift_down(p, it->hidx);
+}
+
+pol_item *policy_victim(policy *p) {
+  while (p->n > 0) {
+    pol_item *top = p->heap[0];
+    uint64_t k[2];
+    p->ops->key(top, k);
+    if (k[0] == top->hk[0] && k[1] == top->hk[1]) return top;
+    top->hk[0] = k[0];
+    top->hk[1] = k[1];
+    sift_down(p, 0);
+  }
+  return NULL;
+}
