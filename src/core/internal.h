@@ -33,7 +33,8 @@
  *   - blk->refs == number of kents pointing at it; a live block has
  *     refs >= 1 (a block whose last key goes away is removed at once).
  *   - A block descriptor is freed when it is no longer live, its extent is
- *     freed, and no child block points at it (drefs == 0).
+ *     freed, and nothing refers to it (drefs == 0: no child block points at
+ *     it and no eviction holds it aside).
  */
 #ifndef CASCADE_INTERNAL_H
 #define CASCADE_INTERNAL_H
@@ -96,7 +97,8 @@ typedef struct cascade_blk {
   _Atomic uint32_t pins;         /* count | BLK_DEAD */
   int cls;                       /* policy class the item is in, -1 none */
   uint32_t nprefix;              /* keys with CASCADE_PUT_PREFIX */
-  uint32_t drefs;                /* live (1) + children pointing here */
+  uint32_t drefs;                /* live (1) + children pointing here
+                                    + 1 while on an eviction aside list */
   kent *keys;                    /* key list head */
   struct cascade_blk *parent;    /* previous block of its prefix chain */
   struct cascade_blk *cnext;     /* content table chain */

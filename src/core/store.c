@@ -416,7 +416,10 @@ static int evict_one(cascade *c, cascade_blk **aside) {
     while ((it = policy_victim(&c->pol[cls]))) {
       cascade_blk *b = (cascade_blk *)it;
       if (pin_count(b)) {
+        /* the aside list holds a descriptor reference: the block may be
+         * unpinned and removed before it is put back */
         policy_remove(&c->pol[cls], it);
+        b->drefs++;
         b->aside = *aside;
         *aside = b;
         continue;
@@ -433,7 +436,8 @@ static void put_back_aside(cascade *c, cascade_blk *aside) {
     cascade_blk *b = aside;
     aside = b->aside;
     b->aside = NULL;
-    if (b->live) policy_insert(&c->pol[b->cls], &b->pi);
+    if (b->live) policy_insert(&c->pol[b->cls], &b->pi); /* reserved */
+    blk_put_dref(b);
   }
 }
 
