@@ -616,7 +616,7 @@ static cascade_blk *find_blk(cascade *c, const lookup *ns_lk, const void *key,
 static void key_set(cascade *c, put_state *ps, const ns_obj *ns,
                     cascade_blk *b, const cascade_put_opts *o) {
   lookup *lk = &ps->lk;
-  uint64_t now = now_realtime_ns();
+  uint64_t now = 0; /* read the clock only if a TTL is involved */
   pthread_mutex_lock(&lk->sh->lock);
   kent *k = shard_find(lk);
   int is_new = !k;
@@ -636,7 +636,7 @@ static void key_set(cascade *c, put_state *ps, const ns_obj *ns,
     if (expired(k, &now)) k->expire_ns = 0; /* a new life */
   }
   if (o->ttl_ms)
-    k->expire_ns = now + o->ttl_ms * 1000000u;
+    k->expire_ns = (now ? now : now_realtime_ns()) + o->ttl_ms * 1000000u;
   else if (!(o->flags & CASCADE_PUT_KEEPTTL))
     k->expire_ns = 0;
   k->blk = b;
@@ -1135,6 +1135,8 @@ int cascade_stats(cascade *c, struct cascade_stats *out) {
   }
   dram_usage u;
   pthread_mutex_lock(&c->mem_lock);
+  /* expired keys are reaped lazily; count only live ones */
+  reap_expired(c, INT32_MAX);
   dram_get_usage(c->dram, &u);
   cascade_tier_stats *t = &out->tier[CASCADE_TIER_DRAM];
   t->present = 1;

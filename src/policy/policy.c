@@ -3,7 +3,8 @@
  * policy registry.
  *
  * Each item's ordering key (k[0], k[1]) comes from its policy's key()
- * function.  The heap stores, per item, the key as last computed (hk).
+ * function.  The heap stores, per item, the key as last computed, inline in
+ * the heap slot (so sifting never touches the items' cache lines).
  * Readers raise atime/nhits without any lock, so an item's true key can be
  * larger than the stored one, never smaller (key() is non-decreasing in
  * atime and nhits; every other change goes through policy_update, which
@@ -43,7 +44,7 @@ void policy_init(policy *p, const struct policy_ops *ops) {
 }
 
 void policy_fini(policy *p) {
-  for (size_t i = 0; i < p->n; i++) p->heap[i]->hidx = POL_NOT_IN;
+  for (size_t i = 0; i < p->n; i++) p->heap[i].it->hidx = POL_NOT_IN;
   free(p->heap);
   p->heap = NULL;
   p->n = p->cap = 0;
@@ -53,41 +54,41 @@ static int key_lt(const uint64_t a[2], const uint64_t b[2]) {
   return a[0] < b[0] || (a[0] == b[0] && a[1] < b[1]);
 }
 
-static void heap_set(policy *p, size_t i, pol_item *it) {
-  p->heap[i] = it;
-  it->hidx = (uint32_t)i;
+static void heap_set(policy *p, size_t i, pol_hent e) {
+  p->heap[i] = e;
+  e.it->hidx = (uint32_t)i;
 }
 
 static void sift_up(policy *p, size_t i) {
-  pol_item *it = p->heap[i];
+  pol_hent e = p->heap[i];
   while (i > 0) {
     size_t parent = (i - 1) / 2;
-    if (!key_lt(it->hk, p->heap[parent]->hk)) break;
+    if (!key_lt(e.k, p->heap[parent].k)) break;
     heap_set(p, i, p->heap[parent]);
     i = parent;
   }
-  heap_set(p, i, it);
+  heap_set(p, i, e);
 }
 
 static void sift_down(policy *p, size_t i) {
-  pol_item *it = p->heap[i];
+  pol_hent e = p->heap[i];
   for (;;) {
     size_t l = 2 * i + 1, m = i;
-    const uint64_t *mk = it->hk;
-    if (l < p->n && key_lt(p->heap[l]->hk, mk)) m = l, mk = p->heap[l]->hk;
-    if (l + 1 < p->n && key_lt(p->heap[l + 1]->hk, mk)) m = l + 1;
+    const uint64_t *mk = e.k;
+    if (l < p->n && key_lt(p->heap[l].k, mk)) m = l, mk = p->heap[l].k;
+    if (l + 1 < p->n && key_lt(p->heap[l + 1].k, mk)) m = l + 1;
     if (m == i) break;
     heap_set(p, i, p->heap[m]);
     i = m;
   }
-  heap_set(p, i, it);
+  heap_set(p, i, e);
 }
 
 int policy_reserve(policy *p, size_t n) {
   if (n <= p->cap) return 0;
   size_t ncap = p->cap ? p->cap : 64;
   while (ncap < n) ncap *= 2;
-  pol_item **nh = realloc(p->heap, ncap * sizeof *nh);
+  pol_hent *nh = realloc(p->heap, ncap * sizeof *nh);
   if (!nh) return -ENOMEM;
   p->heap = nh;
   p->cap = ncap;
@@ -96,8 +97,9 @@ int policy_reserve(policy *p, size_t n) {
 
 int policy_insert(policy *p, pol_item *it) {
   if (p->n == p->cap && policy_reserve(p, p->n + 1) < 0) return -ENOMEM;
-  p->ops->key(it, it->hk);
-  heap_set(p, p->n++, it);
+  pol_hent e = {.it = it};
+  p->ops->key(it, e.k);
+  heap_set(p, p->n++, e);
   sift_up(p, p->n - 1);
   return 0;
 }
@@ -106,26 +108,26 @@ void policy_remove(policy *p, pol_item *it) {
   size_t i = it->hidx;
   it->hidx = POL_NOT_IN;
   if (--p->n == i) return;
-  pol_item *moved = p->heap[p->n];
+  pol_hent moved = p->heap[p->n];
   heap_set(p, i, moved);
   sift_up(p, i);
-  sift_down(p, moved->hidx);
+  sift_down(p, moved.it->hidx);
 }
 
 void policy_update(policy *p, pol_item *it) {
-  p->ops->key(it, it->hk);
+  p->ops->key(it, p->heap[it->hidx].k);
   sift_up(p, it->hidx);
   sift_down(p, it->hidx);
 }
 
 pol_item *policy_victim(policy *p) {
   while (p->n > 0) {
-    pol_item *top = p->heap[0];
+    pol_hent *top = &p->heap[0];
     uint64_t k[2];
-    p->ops->key(top, k);
-    if (k[0] == top->hk[0] && k[1] == top->hk[1]) return top;
-    top->hk[0] = k[0];
-    top->hk[1] = k[1];
+    p->ops->key(top->it, k);
+    if (k[0] == top->k[0] && k[1] == top->k[1]) return top->it;
+    top->k[0] = k[0];
+    top->k[1] = k[1];
     sift_down(p, 0);
   }
   return NULL;

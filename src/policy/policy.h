@@ -39,7 +39,6 @@ typedef struct pol_item {
   uint8_t protect;
   /* private to the policy */
   uint32_t hidx;           /* heap slot, POL_NOT_IN when not inserted */
-  uint64_t hk[2];          /* ordering key as last computed */
 } pol_item;
 
 #define POL_NOT_IN UINT32_MAX
@@ -54,9 +53,16 @@ struct policy_ops {
   void (*key)(const pol_item *it, uint64_t k[2]);
 };
 
+/* A heap slot: the item's ordering key as last computed, kept inline so
+ * that sifting compares keys without touching the items. */
+typedef struct pol_hent {
+  uint64_t k[2];
+  pol_item *it;
+} pol_hent;
+
 struct policy {
   const struct policy_ops *ops;
-  pol_item **heap;         /* binary min-heap on hk */
+  pol_hent *heap;          /* binary min-heap on k */
   size_t n, cap;
 };
 

@@ -316,6 +316,23 @@ static void test_expired_counter(void **state) {
   cascade_close(c);
 }
 
+static void test_stats_count_only_live_keys(void **state) {
+  (void)state;
+  /* no read touches the expired keys: stats alone must not count them */
+  cascade *c = open_with("dram.capacity", "1m", NULL);
+  must_put(c, "t0", 128, 100);
+  must_put(c, "t1", 192, 100);
+  must_put(c, "p0", 320, 0);
+  assert_int_equal(stats_of(c).keys, 3);
+  sleep_ms(350);
+  struct cascade_stats s = stats_of(c);
+  assert_int_equal(s.keys, 1);
+  assert_int_equal(s.expired, 2);
+  assert_int_equal(DRAM(s).blocks, 1);
+  assert_int_equal(DRAM(s).bytes, 320);
+  cascade_close(c);
+}
+
 static void test_expired_shared_block(void **state) {
   (void)state;
   /* two keys share bytes; one expires: the other keeps the block */
@@ -425,6 +442,7 @@ int main(void) {
       cmocka_unit_test(test_overwrite_resets_ttl),
       cmocka_unit_test(test_expired_everywhere_absent),
       cmocka_unit_test(test_expired_counter),
+      cmocka_unit_test(test_stats_count_only_live_keys),
       cmocka_unit_test(test_expired_shared_block),
       cmocka_unit_test(test_view_outlives_expiry),
       cmocka_unit_test(test_expired_reclaimed_first_lru),

@@ -1,0 +1,237 @@
+/*
+ * main.c - the `cascade` command-line tool: parses the options common to
+ * every command, dispatches to the command, and implements the small
+ * commands (help, version, config).
+ *
+ *   cascade [OPTIONS] COMMAND [ARGS...]
+ *
+ * Common options (--set NAME=VALUE, --dram SIZE, --policy NAME) may come
+ * before or after COMMAND; they become cascade_config_set() calls, applied
+ * in the order given, after the command's own defaults.
+ *
+ * Exit status: 0 success, 1 failure (the store or a check failed), 2 usage
+ * error (bad option, unknown command or setting).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: cascade [OPTIONS] COMMAND [ARGS...]\n"
+          "\n"
+          "Cascade %s - a multi-tier, content-addressed KV-cache store.\n"
+          "\n"
+          "Commands:\n"
+          "  demo          walk through the API on an embedded store, checking "
+          "each step\n"
+          "  bench dram    measure the DRAM tier against memcpy and OpenSSL "
+          "SHA-256\n"
+          "  config        print every engine setting with its value\n"
+          "  help [CMD]    show this help, or the help of CMD\n"
+          "  version       print the library version\n"
+          "\n"
+          "Options (before or after COMMAND):\n"
+          "  --set NAME=VALUE  set an engine setting (repeatable); "
+          "`cascade config` lists them\n"
+          "  --dram SIZE       DRAM arena capacity (= --set "
+          "dram.capacity=SIZE)\n"
+          "  --policy NAME     eviction policy (= --set policy=NAME)\n"
+          "  -h, --help        show help (`cascade COMMAND --help` for a "
+          "command)\n"
+          "  -V, --version     print the version\n"
+          "\n"
+          "Sizes take a binary suffix: 4k = 4096 bytes; also m, g, t "
+          "(or kb, kib, ...).\n"
+          "Exit status: 0 success, 1 failure, 2 usage error.\n",
+          cascade_version());
+}
+
+static void config_usage(FILE *f) {
+  fprintf(f, "Usage: cascade config [--set NAME=VALUE]... [--dram SIZE] "
+             "[--policy NAME]\n"
+             "\n"
+             "Print every engine setting with its value: the defaults, changed "
+             "by the\n"
+             "settings given.  A bad name or value is reported as a usage "
+             "error (exit 2),\n"
+             "so this also checks settings before they are used.\n");
+}
+
+static void version_usage(FILE *f) {
+  fprintf(f, "Usage: cascade version\n\nPrint the library version.\n");
+}
+
+static void help_usage(FILE *f) {
+  fprintf(f, "Usage: cascade help [COMMAND]\n\nShow the help of the tool "
+             "or of COMMAND.\n");
+}
+
+static int is_help(const char *a) {
+  return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
+
+static int cmd_version(int argc, char **argv, const cli_common *co) {
+  (void)co;
+  for (int i = 1; i < argc; i++) {
+    if (is_help(argv[i])) {
+      version_usage(stdout);
+      return CLI_OK;
+    }
+    cli_err("version: unexpected argument '%s'", argv[i]);
+    return CLI_USAGE;
+  }
+  printf("cascade %s\n", cascade_version());
+  return CLI_OK;
+}
+
+static int cmd_config(int argc, char **argv, const cli_common *co0) {
+  cli_common co = *co0;
+  cascade_config *cfg = NULL;
+  cli_table *t;
+  static const char *const hd[2] = {"setting", "value"};
+  const char *const *names;
+  int rc;
+
+  for (int i = 1; i < argc;) {
+    int r;
+
+    if (is_help(argv[i])) {
+      config_usage(stdout);
+      return CLI_OK;
+    }
+    r = cli_common_option(&co, argc, argv, &i);
+    if (r < 0)
+      return CLI_USAGE;
+    if (r == 0) {
+      cli_err("config: unexpected argument '%s' (see cascade config --help)",
+              argv[i]);
+      return CLI_USAGE;
+    }
+  }
+  rc = cascade_config_new(&cfg);
+  if (rc != 0) {
+    cli_err("config: cascade_config_new: %s", cascade_strerror(rc));
+    return CLI_FAIL;
+  }
+  rc = cli_apply_settings(&co, cfg);
+  if (rc != CLI_OK) {
+    cascade_config_free(cfg);
+    return rc;
+  }
+  t = cli_table_new(2, hd, "ll");
+  if (t == NULL) {
+    cascade_config_free(cfg);
+    cli_err("config: out of memory");
+    return CLI_FAIL;
+  }
+  rc = CLI_OK;
+  names = cascade_config_names();
+  for (size_t k = 0; names != NULL && names[k] != NULL; k++) {
+    char val[256];
+    const char *cells[2];
+    int e = cascade_config_get(cfg, names[k], val, sizeof val);
+
+    if (e != 0) {
+      cli_err("config: cascade_config_get(%s): %s", names[k],
+              cascade_strerror(e));
+      snprintf(val, sizeof val, "<%s>", cascade_strerror(e));
+      rc = CLI_FAIL;
+    }
+    cells[0] = names[k];
+    cells[1] = val;
+    cli_table_row(t, cells);
+  }
+  cli_table_print(t, stdout, "");
+  cli_table_free(t);
+  cascade_config_free(cfg);
+  return rc;
+}
+
+struct command {
+  const char *name;
+  int (*run)(int argc, char **argv, const cli_common *co);
+  void (*usage)(FILE *f);
+};
+
+static int cmd_help(int argc, char **argv, const cli_common *co);
+
+static const struct command commands[] = {
+    {"demo", cli_cmd_demo, cli_demo_usage},
+    {"bench", cli_cmd_bench, cli_bench_usage},
+    {"config", cmd_config, config_usage},
+    {"version", cmd_version, version_usage},
+    {"help", cmd_help, help_usage},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct command *find_command(const char *name) {
+  for (size_t k = 0; k < NCOMMANDS; k++)
+    if (strcmp(commands[k].name, name) == 0)
+      return &commands[k];
+  return NULL;
+}
+
+static int cmd_help(int argc, char **argv, const cli_common *co) {
+  const struct command *c;
+
+  (void)co;
+  if (argc < 2) {
+    usage(stdout);
+    return CLI_OK;
+  }
+  if (is_help(argv[1])) {
+    help_usage(stdout);
+    return CLI_OK;
+  }
+  c = find_command(argv[1]);
+  if (c == NULL) {
+    cli_err("help: unknown command '%s' (see cascade --help)", argv[1]);
+    return CLI_USAGE;
+  }
+  c->usage(stdout);
+  return CLI_OK;
+}
+
+int main(int argc, char **argv) {
+  cli_common co;
+  const struct command *c;
+  int i = 1;
+
+  memset(&co, 0, sizeof co);
+  while (i < argc) {
+    const char *a = argv[i];
+    int r;
+
+    if (is_help(a)) {
+      usage(stdout);
+      return CLI_OK;
+    }
+    if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+      printf("cascade %s\n", cascade_version());
+      return CLI_OK;
+    }
+    r = cli_common_option(&co, argc, argv, &i);
+    if (r < 0)
+      return CLI_USAGE;
+    if (r > 0)
+      continue;
+    if (a[0] == '-') {
+      cli_err("unknown option '%s' (see cascade --help)", a);
+      return CLI_USAGE;
+    }
+    break;
+  }
+  if (i >= argc) {
+    cli_err("no command given (see cascade --help)");
+    return CLI_USAGE;
+  }
+  c = find_command(argv[i]);
+  if (c == NULL) {
+    cli_err("unknown command '%s' (see cascade --help)", argv[i]);
+    return CLI_USAGE;
+  }
+  return c->run(argc - i, argv + i, &co);
+}
