@@ -110,6 +110,7 @@ struct result {
   uint64_t ops;        /* timed operations, all trials */
   double secs;         /* timed seconds, all trials */
   const char *target;  /* NULL if the op has no target at this size */
+  const char *target_text; /* the same, for the table */
   int met;
 };
 
@@ -156,7 +157,8 @@ void cli_bench_usage(FILE *f) {
           "  memcpy       single-thread memcpy over a 256 MiB working set "
           "(DRAM, not cache)\n"
           "  sha256       OpenSSL SHA-256 on one core (EVP), same blocks\n"
-          "  put_nodedup  cascade_put, dedup off        (ratio to memcpy)\n"
+          "  put_nodedup  cascade_put, dedup off        (target >= 0.8x "
+          "memcpy)\n"
           "  put_dedup    cascade_put, dedup on: hashes  (ratio to memcpy "
           "and to sha256;\n"
           "               target >= 0.8x sha256)\n"
@@ -608,16 +610,26 @@ static int check_dedup_store(struct bench *b) {
 
 /* ---- Reporting ----------------------------------------------------------- */
 
+/* The targets of the engine issue: put without dedup >= 0.8x memcpy, put
+ * with dedup >= 0.8x SHA-256, copy-out get >= 0.9x memcpy from 1 MiB, view
+ * >= 10x memcpy. */
 static void set_target(struct result *r) {
   r->target = NULL;
-  if (r->op == OP_PUT_DEDUP) {
+  if (r->op == OP_PUT_NODEDUP) {
+    r->target = "ratio_to_memcpy>=0.8";
+    r->target_text = ">= 0.8x memcpy";
+    r->met = r->ratio_memcpy >= 0.8;
+  } else if (r->op == OP_PUT_DEDUP) {
     r->target = "ratio_to_sha256>=0.8";
+    r->target_text = ">= 0.8x sha256";
     r->met = r->ratio_sha >= 0.8;
   } else if (r->op == OP_GET && r->bs >= (1u << 20)) {
     r->target = "ratio_to_memcpy>=0.9";
+    r->target_text = ">= 0.9x memcpy";
     r->met = r->ratio_memcpy >= 0.9;
   } else if (r->op == OP_GET_VIEW) {
     r->target = "ratio_to_memcpy>=10";
+    r->target_text = ">= 10x memcpy";
     r->met = r->ratio_memcpy >= 10.0;
   }
 }
@@ -689,10 +701,7 @@ static void print_table(const struct bench *b) {
     if (r->target != NULL) {
       targets++;
       met += r->met;
-      snprintf(tg, sizeof tg, "%s %s",
-               r->op == OP_PUT_DEDUP ? ">= 0.8x sha256"
-               : r->op == OP_GET     ? ">= 0.9x memcpy"
-                                     : ">= 10x memcpy",
+      snprintf(tg, sizeof tg, "%s %s", r->target_text,
                r->met ? "ok" : "MISSED");
     }
     cells[6] = tg;

@@ -690,7 +690,7 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
   put_state stack_ps[16];
   put_state *ps = n <= 16 ? stack_ps : calloc(n, sizeof *ps);
   if (!ps) return -ENOMEM;
-  memset(ps, 0, (n <= 16 ? n : 0) * sizeof *ps);
+  if (ps == stack_ps) memset(ps, 0, n * sizeof *ps);
   uint64_t cap = dram_capacity(c->dram);
   size_t nvalid = 0;
 

@@ -1,5 +1,5 @@
 /*
- * policy.c - the lazy min-heap shared by the heap-ordered policies, and the
+ * policy.c - the lazy 4-ary min-heap shared by the heap-ordered policies, and the
  * policy registry.
  *
  * Each item's ordering key (k[0], k[1]) comes from its policy's key()
@@ -59,10 +59,15 @@ static void heap_set(policy *p, size_t i, pol_hent e) {
   e.it->hidx = (uint32_t)i;
 }
 
+/* A 4-ary heap: half the depth of a binary one, so a sift moves (and
+ * writes the hidx of) half as many items; the four children's keys sit
+ * side by side in the heap array. */
+#define ARITY 4
+
 static void sift_up(policy *p, size_t i) {
   pol_hent e = p->heap[i];
   while (i > 0) {
-    size_t parent = (i - 1) / 2;
+    size_t parent = (i - 1) / ARITY;
     if (!key_lt(e.k, p->heap[parent].k)) break;
     heap_set(p, i, p->heap[parent]);
     i = parent;
@@ -73,10 +78,10 @@ static void sift_up(policy *p, size_t i) {
 static void sift_down(policy *p, size_t i) {
   pol_hent e = p->heap[i];
   for (;;) {
-    size_t l = 2 * i + 1, m = i;
+    size_t first = ARITY * i + 1, m = i;
     const uint64_t *mk = e.k;
-    if (l < p->n && key_lt(p->heap[l].k, mk)) m = l, mk = p->heap[l].k;
-    if (l + 1 < p->n && key_lt(p->heap[l + 1].k, mk)) m = l + 1;
+    for (size_t ch = first; ch < first + ARITY && ch < p->n; ch++)
+      if (key_lt(p->heap[ch].k, mk)) m = ch, mk = p->heap[ch].k;
     if (m == i) break;
     heap_set(p, i, p->heap[m]);
     i = m;
