@@ -24,30 +24,13 @@
 #include <unistd.h>
 
 #include "cascade.h"
+#include "testutil.h"
 
 #define KiB ((size_t)1024)
 #define MiB ((size_t)1024 * 1024)
 #define GiB ((size_t)1024 * 1024 * 1024)
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* Deterministic pseudo-random bytes; different seeds give different bytes. */
-static void fill(void *buf, size_t n, uint64_t seed) {
-  uint8_t *p = buf;
-  uint64_t s = seed * 0x100000001b3ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    if (i % 8 == 0)
-      s ^= splitmix(&s);
-    p[i] = (uint8_t)(s >> (8 * (i % 8)));
-  }
-}
 
 static void *xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
@@ -57,60 +40,8 @@ static void *xmalloc(size_t n) {
 
 static void *make_value(size_t n, uint64_t seed) {
   void *p = xmalloc(n);
-  fill(p, n, seed);
+  tu_fill(p, n, seed);
   return p;
-}
-
-/* Open a store configured with NULL-terminated name/value pairs. */
-static cascade *open_with(const char *name, ...) {
-  cascade_config *cfg = NULL;
-  assert_int_equal(cascade_config_new(&cfg), 0);
-  assert_non_null(cfg);
-  va_list ap;
-  va_start(ap, name);
-  for (const char *n = name; n; n = va_arg(ap, const char *)) {
-    const char *v = va_arg(ap, const char *);
-    assert_int_equal(cascade_config_set(cfg, n, v), 0);
-  }
-  va_end(ap);
-  cascade *c = NULL;
-  assert_int_equal(cascade_open(cfg, &c), 0);
-  assert_non_null(c);
-  cascade_config_free(cfg);
-  return c;
-}
-
-static int put_s(cascade *c, const char *ns, const char *key, const void *v,
-                 size_t vlen, const cascade_put_opts *o) {
-  return cascade_put(c, ns, key, strlen(key), v, vlen, o);
-}
-
-/* Assert (ns,key) holds exactly v[0..vlen). */
-static void check_value(cascade *c, const char *ns, const char *key,
-                        const void *v, size_t vlen) {
-  size_t cap = vlen + 16;
-  uint8_t *buf = xmalloc(cap);
-  size_t got = (size_t)-1;
-  assert_int_equal(cascade_get(c, ns, key, strlen(key), buf, cap, &got), 0);
-  assert_int_equal(got, vlen);
-  if (vlen)
-    assert_memory_equal(buf, v, vlen);
-  free(buf);
-}
-
-static void expect_absent(cascade *c, const char *ns, const char *key) {
-  uint8_t buf[8];
-  size_t got = 0;
-  assert_int_equal(cascade_get(c, ns, key, strlen(key), buf, sizeof buf, &got),
-                   -ENOENT);
-  assert_int_equal(cascade_exists(c, ns, key, strlen(key)), 0);
-}
-
-static struct cascade_stats stats_of(cascade *c) {
-  struct cascade_stats s;
-  memset(&s, 0xEE, sizeof s);
-  assert_int_equal(cascade_stats(c, &s), 0);
-  return s;
 }
 
 static void cfg_get(const cascade_config *cfg, const char *name, char *buf,
@@ -515,7 +446,7 @@ static void test_open_null_cfg(void **state) {
   cascade *c = NULL;
   assert_int_equal(cascade_open(NULL, &c), 0);
   assert_non_null(c);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].present, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].capacity, GiB);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, 0);
@@ -523,9 +454,9 @@ static void test_open_null_cfg(void **state) {
   assert_int_equal(s.keys, 0);
   assert_string_equal(s.policy, "semantic");
   uint8_t v[100];
-  fill(v, sizeof v, 1);
-  assert_int_equal(put_s(c, NULL, "k", v, sizeof v, NULL), 0);
-  check_value(c, NULL, "k", v, sizeof v);
+  tu_fill(v, sizeof v, 1);
+  assert_int_equal(tu_put_s(c, NULL, "k", v, sizeof v, NULL), 0);
+  tu_check_value(c, NULL, "k", v, sizeof v);
   cascade_close(c);
 }
 
@@ -540,7 +471,7 @@ static void test_open_cfg_copied(void **state) {
   /* changing or freeing the config after open does not affect the store */
   assert_int_equal(cascade_config_set(cfg, "dram.capacity", "8m"), 0);
   cascade_config_free(cfg);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].capacity, 4 * MiB);
   assert_string_equal(s.policy, "lru");
   cascade_close(c);
@@ -557,22 +488,22 @@ static void test_open_variants(void **state) {
       {{"index.shards", "4096"}, {"dram.capacity", "4m"}},
   };
   for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
-    cascade *c = open_with(sets[i][0][0], sets[i][0][1], sets[i][1][0],
-                           sets[i][1][1], NULL);
+    cascade *c = tu_open_with(sets[i][0][0], sets[i][0][1], sets[i][1][0],
+                              sets[i][1][1], NULL);
     uint8_t v[5000];
     for (int k = 0; k < 50; k++) {
       char key[16];
       snprintf(key, sizeof key, "k%d", k);
-      fill(v, sizeof v, (uint64_t)k + 100 * i);
-      assert_int_equal(put_s(c, NULL, key, v, sizeof v, NULL), 0);
+      tu_fill(v, sizeof v, (uint64_t)k + 100 * i);
+      assert_int_equal(tu_put_s(c, NULL, key, v, sizeof v, NULL), 0);
     }
     for (int k = 0; k < 50; k++) {
       char key[16];
       snprintf(key, sizeof key, "k%d", k);
-      fill(v, sizeof v, (uint64_t)k + 100 * i);
-      check_value(c, NULL, key, v, sizeof v);
+      tu_fill(v, sizeof v, (uint64_t)k + 100 * i);
+      tu_check_value(c, NULL, key, v, sizeof v);
     }
-    struct cascade_stats s = stats_of(c);
+    struct cascade_stats s = tu_stats_of(c);
     assert_int_equal(s.keys, 50);
     assert_int_equal(s.tier[CASCADE_TIER_DRAM].capacity, 4 * MiB);
     assert_true(s.dram_hugepages == 0 || s.dram_hugepages == 1);
@@ -590,7 +521,7 @@ static void test_open_variants(void **state) {
 
 static void test_put_get_sizes(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   const size_t sizes[] = {0, 1, 63, 64, 65, 4096, MiB + 7};
   const size_t n = sizeof sizes / sizeof sizes[0];
   uint64_t total = 0;
@@ -598,7 +529,7 @@ static void test_put_get_sizes(void **state) {
     char key[32];
     snprintf(key, sizeof key, "size-%zu", sizes[i]);
     uint8_t *v = make_value(sizes[i], 1000 + i);
-    assert_int_equal(put_s(c, "t", key, v, sizes[i], NULL), 0);
+    assert_int_equal(tu_put_s(c, "t", key, v, sizes[i], NULL), 0);
     total += sizes[i];
     free(v);
   }
@@ -606,7 +537,7 @@ static void test_put_get_sizes(void **state) {
     char key[32];
     snprintf(key, sizeof key, "size-%zu", sizes[i]);
     uint8_t *v = make_value(sizes[i], 1000 + i);
-    check_value(c, "t", key, v, sizes[i]);
+    tu_check_value(c, "t", key, v, sizes[i]);
     /* exactly-sized buffer works too */
     uint8_t *buf = xmalloc(sizes[i]);
     size_t got = 12345;
@@ -618,7 +549,7 @@ static void test_put_get_sizes(void **state) {
     free(buf);
     free(v);
   }
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, n);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].bytes, total);
   cascade_close(c);
@@ -626,22 +557,22 @@ static void test_put_get_sizes(void **state) {
 
 static void test_get_miss(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
-  expect_absent(c, NULL, "nothing");
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
+  tu_check_absent(c, NULL, "nothing");
   uint8_t v[10] = {1, 2, 3};
-  assert_int_equal(put_s(c, NULL, "abc", v, sizeof v, NULL), 0);
-  expect_absent(c, NULL, "abd");
-  expect_absent(c, NULL, "ab");
-  expect_absent(c, NULL, "abcd");
-  expect_absent(c, "other", "abc");
+  assert_int_equal(tu_put_s(c, NULL, "abc", v, sizeof v, NULL), 0);
+  tu_check_absent(c, NULL, "abd");
+  tu_check_absent(c, NULL, "ab");
+  tu_check_absent(c, NULL, "abcd");
+  tu_check_absent(c, "other", "abc");
   cascade_close(c);
 }
 
 static void test_get_enobufs(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t *v = make_value(4096, 7);
-  assert_int_equal(put_s(c, NULL, "k", v, 4096, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "k", v, 4096, NULL), 0);
   uint8_t buf[4096];
   const size_t caps[] = {0, 1, 4095};
   for (size_t i = 0; i < 3; i++) {
@@ -654,30 +585,30 @@ static void test_get_enobufs(void **state) {
       assert_int_equal(buf[j], 0xAB);
   }
   /* and the value is still there */
-  check_value(c, NULL, "k", v, 4096);
+  tu_check_value(c, NULL, "k", v, 4096);
   free(v);
   cascade_close(c);
 }
 
 static void test_overwrite(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t *v1 = make_value(10000, 1), *v2 = make_value(300, 2);
-  assert_int_equal(put_s(c, NULL, "k", v1, 10000, NULL), 0);
-  check_value(c, NULL, "k", v1, 10000);
-  assert_int_equal(put_s(c, NULL, "k", v2, 300, NULL), 0);
-  check_value(c, NULL, "k", v2, 300);
-  struct cascade_stats s = stats_of(c);
+  assert_int_equal(tu_put_s(c, NULL, "k", v1, 10000, NULL), 0);
+  tu_check_value(c, NULL, "k", v1, 10000);
+  assert_int_equal(tu_put_s(c, NULL, "k", v2, 300, NULL), 0);
+  tu_check_value(c, NULL, "k", v2, 300);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].bytes, 300);
   /* overwrite with the same bytes keeps one block */
-  assert_int_equal(put_s(c, NULL, "k", v2, 300, NULL), 0);
-  s = stats_of(c);
+  assert_int_equal(tu_put_s(c, NULL, "k", v2, 300, NULL), 0);
+  s = tu_stats_of(c);
   assert_int_equal(s.keys, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].bytes, 300);
-  check_value(c, NULL, "k", v2, 300);
+  tu_check_value(c, NULL, "k", v2, 300);
   free(v1);
   free(v2);
   cascade_close(c);
@@ -685,43 +616,43 @@ static void test_overwrite(void **state) {
 
 static void test_delete_exists(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v[200];
-  fill(v, sizeof v, 3);
+  tu_fill(v, sizeof v, 3);
   assert_int_equal(cascade_exists(c, NULL, "k", 1), 0);
   assert_int_equal(cascade_delete(c, NULL, "k", 1), -ENOENT);
-  assert_int_equal(put_s(c, NULL, "k", v, sizeof v, NULL), 0);
-  assert_int_equal(put_s(c, NULL, "j", v + 1, 100, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "k", v, sizeof v, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "j", v + 1, 100, NULL), 0);
   assert_int_equal(cascade_exists(c, NULL, "k", 1), 1);
   assert_int_equal(cascade_delete(c, NULL, "k", 1), 0);
   assert_int_equal(cascade_exists(c, NULL, "k", 1), 0);
-  expect_absent(c, NULL, "k");
+  tu_check_absent(c, NULL, "k");
   assert_int_equal(cascade_delete(c, NULL, "k", 1), -ENOENT);
-  check_value(c, NULL, "j", v + 1, 100);
-  struct cascade_stats s = stats_of(c);
+  tu_check_value(c, NULL, "j", v + 1, 100);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, 1);
   assert_int_equal(s.deletes, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].bytes, 100);
   assert_int_equal(cascade_delete(c, NULL, "j", 1), 0);
-  s = stats_of(c);
+  s = tu_stats_of(c);
   assert_int_equal(s.keys, 0);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, 0);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].bytes, 0);
   /* re-put after delete */
-  assert_int_equal(put_s(c, NULL, "k", v, sizeof v, NULL), 0);
-  check_value(c, NULL, "k", v, sizeof v);
+  assert_int_equal(tu_put_s(c, NULL, "k", v, sizeof v, NULL), 0);
+  tu_check_value(c, NULL, "k", v, sizeof v);
   cascade_close(c);
 }
 
 static void test_binary_keys(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   const uint8_t k1[] = {'a', 0, 'b'}, k2[] = {'a', 0, 'c'}, k3[] = {'a'};
   const uint8_t k4[] = {0}, k5[] = {0, 0};
   uint8_t v[5][32];
   for (int i = 0; i < 5; i++)
-    fill(v[i], 32, 50 + (uint64_t)i);
+    tu_fill(v[i], 32, 50 + (uint64_t)i);
   assert_int_equal(cascade_put(c, NULL, k1, 3, v[0], 32, NULL), 0);
   assert_int_equal(cascade_put(c, NULL, k2, 3, v[1], 32, NULL), 0);
   assert_int_equal(cascade_put(c, NULL, k3, 1, v[2], 32, NULL), 0);
@@ -753,11 +684,11 @@ static void test_binary_keys(void **state) {
 
 static void test_key_info(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t *v = make_value(777, 11);
   cascade_cid cid;
   assert_int_equal(cascade_content_id(v, 777, &cid), 0);
-  assert_int_equal(put_s(c, "ns", "k", v, 777, NULL), 0);
+  assert_int_equal(tu_put_s(c, "ns", "k", v, 777, NULL), 0);
   struct cascade_key_info ki;
   memset(&ki, 0xEE, sizeof ki);
   assert_int_equal(cascade_key_info(c, "ns", "k", 1, &ki), 0);
@@ -775,7 +706,7 @@ static void test_key_info(void **state) {
   o.flags = CASCADE_PUT_PREFIX;
   o.priority = CASCADE_PRIO_HIGH;
   o.ttl_ms = 60000;
-  assert_int_equal(put_s(c, "ns", "p", v, 100, &o), 0);
+  assert_int_equal(tu_put_s(c, "ns", "p", v, 100, &o), 0);
   memset(&ki, 0xEE, sizeof ki);
   assert_int_equal(cascade_key_info(c, "ns", "p", 1, &ki), 0);
   assert_int_equal(ki.vlen, 100);
@@ -787,7 +718,7 @@ static void test_key_info(void **state) {
   o.flags = 0;
   o.priority = CASCADE_PRIO_LOW;
   o.ttl_ms = 0;
-  assert_int_equal(put_s(c, "ns", "l", v + 1, 100, &o), 0);
+  assert_int_equal(tu_put_s(c, "ns", "l", v + 1, 100, &o), 0);
   assert_int_equal(cascade_key_info(c, "ns", "l", 1, &ki), 0);
   assert_int_equal(ki.priority, CASCADE_PRIO_LOW);
 
@@ -799,12 +730,12 @@ static void test_key_info(void **state) {
   assert_int_equal(cascade_get_view(c, "ns", "k", 1, &view2), 0);
   assert_int_equal(cascade_key_info(c, "ns", "k", 1, &ki), 0);
   assert_int_equal(ki.pins, 2);
-  assert_int_equal(stats_of(c).views, 2);
+  assert_int_equal(tu_stats_of(c).views, 2);
   cascade_view_release(c, &view1);
   cascade_view_release(c, &view2);
   assert_int_equal(cascade_key_info(c, "ns", "k", 1, &ki), 0);
   assert_int_equal(ki.pins, 0);
-  assert_int_equal(stats_of(c).views, 0);
+  assert_int_equal(tu_stats_of(c).views, 0);
 
   assert_int_equal(cascade_key_info(c, "ns", "missing", 7, &ki), -ENOENT);
   assert_int_equal(cascade_key_info(c, "other", "k", 1, &ki), -ENOENT);
@@ -814,12 +745,12 @@ static void test_key_info(void **state) {
 
 static void test_invalid_args(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v[64];
-  fill(v, sizeof v, 5);
+  tu_fill(v, sizeof v, 5);
   uint8_t v2[64];
-  fill(v2, sizeof v2, 6);
-  assert_int_equal(put_s(c, NULL, "k", v, sizeof v, NULL), 0);
+  tu_fill(v2, sizeof v2, 6);
+  assert_int_equal(tu_put_s(c, NULL, "k", v, sizeof v, NULL), 0);
 
   char longns[CASCADE_MAX_NS + 2];
   memset(longns, 'n', sizeof longns);
@@ -836,21 +767,21 @@ static void test_invalid_args(void **state) {
   assert_int_equal(
       cascade_put(c, NULL, bigkey, CASCADE_MAX_KEY + 1, v, sizeof v, NULL),
       -EINVAL);
-  assert_int_equal(put_s(c, longns, "k", v2, sizeof v2, NULL), -EINVAL);
-  assert_int_equal(put_s(c, NULL, "k", NULL, 5, NULL), -EINVAL);
+  assert_int_equal(tu_put_s(c, longns, "k", v2, sizeof v2, NULL), -EINVAL);
+  assert_int_equal(tu_put_s(c, NULL, "k", NULL, 5, NULL), -EINVAL);
   memset(&bad, 0, sizeof bad);
   bad.priority = 2;
-  assert_int_equal(put_s(c, NULL, "k", v2, sizeof v2, &bad), -EINVAL);
+  assert_int_equal(tu_put_s(c, NULL, "k", v2, sizeof v2, &bad), -EINVAL);
   bad.priority = -2;
-  assert_int_equal(put_s(c, NULL, "k", v2, sizeof v2, &bad), -EINVAL);
+  assert_int_equal(tu_put_s(c, NULL, "k", v2, sizeof v2, &bad), -EINVAL);
   bad.priority = 1000;
-  assert_int_equal(put_s(c, NULL, "new", v2, sizeof v2, &bad), -EINVAL);
+  assert_int_equal(tu_put_s(c, NULL, "new", v2, sizeof v2, &bad), -EINVAL);
 
   /* nothing changed */
-  check_value(c, NULL, "k", v, sizeof v);
+  tu_check_value(c, NULL, "k", v, sizeof v);
   assert_int_equal(cascade_exists(c, NULL, "new", 3), 0);
   assert_int_equal(cascade_exists(c, NULL, bigkey, CASCADE_MAX_KEY), 0);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].bytes, sizeof v);
@@ -858,10 +789,10 @@ static void test_invalid_args(void **state) {
   /* the boundaries themselves are accepted */
   assert_int_equal(cascade_put(c, NULL, bigkey, CASCADE_MAX_KEY, v, 1, NULL),
                    0);
-  assert_int_equal(put_s(c, okns, "k", v2, sizeof v2, NULL), 0);
-  check_value(c, okns, "k", v2, sizeof v2);
-  assert_int_equal(put_s(c, NULL, "empty", NULL, 0, NULL), 0);
-  check_value(c, NULL, "empty", NULL, 0);
+  assert_int_equal(tu_put_s(c, okns, "k", v2, sizeof v2, NULL), 0);
+  tu_check_value(c, okns, "k", v2, sizeof v2);
+  assert_int_equal(tu_put_s(c, NULL, "empty", NULL, 0, NULL), 0);
+  tu_check_value(c, NULL, "empty", NULL, 0);
 
   /* the other calls validate key and namespace too */
   uint8_t buf[128];
@@ -905,11 +836,11 @@ static void test_invalid_args(void **state) {
   assert_int_equal(cascade_arena(NULL, &fd, &size, &base), -EINVAL);
 
   /* still unchanged, and the key's attributes too */
-  check_value(c, NULL, "k", v, sizeof v);
+  tu_check_value(c, NULL, "k", v, sizeof v);
   assert_int_equal(cascade_key_info(c, NULL, "k", 1, &ki), 0);
   assert_int_equal(ki.priority, CASCADE_PRIO_NORMAL);
   assert_int_equal(ki.ttl_ms, -1);
-  s = stats_of(c);
+  s = tu_stats_of(c);
   assert_int_equal(s.keys, 4);
   free(bigkey);
   cascade_close(c);
@@ -918,31 +849,31 @@ static void test_invalid_args(void **state) {
 static void test_invalid_opts(void **state) {
   (void)state;
   /* "-EINVAL (bad key/ns/opts) ... On error nothing is changed" */
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v[64], w[64];
-  fill(v, sizeof v, 7);
-  fill(w, sizeof w, 8);
-  assert_int_equal(put_s(c, NULL, "k", v, sizeof v, NULL), 0);
+  tu_fill(v, sizeof v, 7);
+  tu_fill(w, sizeof w, 8);
+  assert_int_equal(tu_put_s(c, NULL, "k", v, sizeof v, NULL), 0);
   cascade_put_opts o;
   memset(&o, 0, sizeof o);
   o.flags = CASCADE_PUT_NX | CASCADE_PUT_XX; /* contradictory */
-  assert_int_equal(put_s(c, NULL, "k", w, sizeof w, &o), -EINVAL);
-  assert_int_equal(put_s(c, NULL, "n", w, sizeof w, &o), -EINVAL);
+  assert_int_equal(tu_put_s(c, NULL, "k", w, sizeof w, &o), -EINVAL);
+  assert_int_equal(tu_put_s(c, NULL, "n", w, sizeof w, &o), -EINVAL);
   memset(&o, 0, sizeof o);
   o.flags = 1u << 20; /* no such flag */
-  assert_int_equal(put_s(c, NULL, "k", w, sizeof w, &o), -EINVAL);
+  assert_int_equal(tu_put_s(c, NULL, "k", w, sizeof w, &o), -EINVAL);
   memset(&o, 0, sizeof o);
   o.parent = "p";
   o.parent_len = 0; /* a parent key of 0 bytes is not a key */
-  assert_int_equal(put_s(c, NULL, "k", w, sizeof w, &o), -EINVAL);
+  assert_int_equal(tu_put_s(c, NULL, "k", w, sizeof w, &o), -EINVAL);
   uint8_t *bigp = make_value(CASCADE_MAX_KEY + 1, 3);
   o.parent = bigp;
   o.parent_len = CASCADE_MAX_KEY + 1;
-  assert_int_equal(put_s(c, NULL, "k", w, sizeof w, &o), -EINVAL);
+  assert_int_equal(tu_put_s(c, NULL, "k", w, sizeof w, &o), -EINVAL);
   free(bigp);
-  check_value(c, NULL, "k", v, sizeof v);
-  expect_absent(c, NULL, "n");
-  assert_int_equal(stats_of(c).keys, 1);
+  tu_check_value(c, NULL, "k", v, sizeof v);
+  tu_check_absent(c, NULL, "n");
+  assert_int_equal(tu_stats_of(c).keys, 1);
   cascade_close(c);
 }
 
@@ -950,10 +881,10 @@ static void test_batch_put_invalid_item(void **state) {
   (void)state;
   /* an invalid item gets rc -EINVAL "as cascade_put would return"; the
    * valid items of the batch are stored */
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v[3][128];
   for (int i = 0; i < 3; i++)
-    fill(v[i], sizeof v[i], 300 + (uint64_t)i);
+    tu_fill(v[i], sizeof v[i], 300 + (uint64_t)i);
   cascade_put_opts bad;
   memset(&bad, 0, sizeof bad);
   bad.priority = 5;
@@ -981,48 +912,48 @@ static void test_batch_put_invalid_item(void **state) {
   assert_int_equal(it[1].rc, -EINVAL);
   assert_int_equal(it[2].rc, -EINVAL);
   assert_int_equal(it[3].rc, 0);
-  check_value(c, "b", "a", v[0], 128);
-  expect_absent(c, "b", "c");
-  check_value(c, "b", "d", v[2], 128);
-  assert_int_equal(stats_of(c).keys, 2);
+  tu_check_value(c, "b", "a", v[0], 128);
+  tu_check_absent(c, "b", "c");
+  tu_check_value(c, "b", "d", v[2], 128);
+  assert_int_equal(tu_stats_of(c).keys, 2);
   cascade_close(c);
 }
 
 static void test_nx_xx(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v1[100], v2[100], v3[50];
-  fill(v1, sizeof v1, 1);
-  fill(v2, sizeof v2, 2);
-  fill(v3, sizeof v3, 3);
+  tu_fill(v1, sizeof v1, 1);
+  tu_fill(v2, sizeof v2, 2);
+  tu_fill(v3, sizeof v3, 3);
   cascade_put_opts nx, xx;
   memset(&nx, 0, sizeof nx);
   memset(&xx, 0, sizeof xx);
   nx.flags = CASCADE_PUT_NX;
   xx.flags = CASCADE_PUT_XX;
 
-  assert_int_equal(put_s(c, NULL, "k", v1, sizeof v1, &nx), 0);
-  check_value(c, NULL, "k", v1, sizeof v1);
-  assert_int_equal(put_s(c, NULL, "k", v2, sizeof v2, &nx), -EEXIST);
-  check_value(c, NULL, "k", v1, sizeof v1);
+  assert_int_equal(tu_put_s(c, NULL, "k", v1, sizeof v1, &nx), 0);
+  tu_check_value(c, NULL, "k", v1, sizeof v1);
+  assert_int_equal(tu_put_s(c, NULL, "k", v2, sizeof v2, &nx), -EEXIST);
+  tu_check_value(c, NULL, "k", v1, sizeof v1);
 
-  assert_int_equal(put_s(c, NULL, "x", v2, sizeof v2, &xx), -ENOENT);
-  expect_absent(c, NULL, "x");
-  assert_int_equal(put_s(c, NULL, "k", v3, sizeof v3, &xx), 0);
-  check_value(c, NULL, "k", v3, sizeof v3);
+  assert_int_equal(tu_put_s(c, NULL, "x", v2, sizeof v2, &xx), -ENOENT);
+  tu_check_absent(c, NULL, "x");
+  assert_int_equal(tu_put_s(c, NULL, "k", v3, sizeof v3, &xx), 0);
+  tu_check_value(c, NULL, "k", v3, sizeof v3);
 
   /* NX is per namespace */
-  assert_int_equal(put_s(c, "other", "k", v2, sizeof v2, &nx), 0);
-  check_value(c, "other", "k", v2, sizeof v2);
-  check_value(c, NULL, "k", v3, sizeof v3);
+  assert_int_equal(tu_put_s(c, "other", "k", v2, sizeof v2, &nx), 0);
+  tu_check_value(c, "other", "k", v2, sizeof v2);
+  tu_check_value(c, NULL, "k", v3, sizeof v3);
   /* after delete, NX succeeds and XX fails */
   assert_int_equal(cascade_delete(c, NULL, "k", 1), 0);
-  assert_int_equal(put_s(c, NULL, "k", v1, sizeof v1, &xx), -ENOENT);
-  expect_absent(c, NULL, "k");
-  assert_int_equal(put_s(c, NULL, "k", v1, sizeof v1, &nx), 0);
-  check_value(c, NULL, "k", v1, sizeof v1);
+  assert_int_equal(tu_put_s(c, NULL, "k", v1, sizeof v1, &xx), -ENOENT);
+  tu_check_absent(c, NULL, "k");
+  assert_int_equal(tu_put_s(c, NULL, "k", v1, sizeof v1, &nx), 0);
+  tu_check_value(c, NULL, "k", v1, sizeof v1);
 
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, 2);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, 2);
   cascade_close(c);
@@ -1030,74 +961,74 @@ static void test_nx_xx(void **state) {
 
 static void test_keepttl(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v1[100], v2[100];
-  fill(v1, sizeof v1, 1);
-  fill(v2, sizeof v2, 2);
+  tu_fill(v1, sizeof v1, 1);
+  tu_fill(v2, sizeof v2, 2);
   cascade_put_opts o;
   memset(&o, 0, sizeof o);
   struct cascade_key_info ki;
 
   o.ttl_ms = 600000;
-  assert_int_equal(put_s(c, NULL, "k", v1, sizeof v1, &o), 0);
+  assert_int_equal(tu_put_s(c, NULL, "k", v1, sizeof v1, &o), 0);
   assert_int_equal(cascade_key_info(c, NULL, "k", 1, &ki), 0);
   assert_true(ki.ttl_ms > 590000 && ki.ttl_ms <= 600000);
 
   /* KEEPTTL overwrite keeps the expiry */
   memset(&o, 0, sizeof o);
   o.flags = CASCADE_PUT_KEEPTTL;
-  assert_int_equal(put_s(c, NULL, "k", v2, sizeof v2, &o), 0);
-  check_value(c, NULL, "k", v2, sizeof v2);
+  assert_int_equal(tu_put_s(c, NULL, "k", v2, sizeof v2, &o), 0);
+  tu_check_value(c, NULL, "k", v2, sizeof v2);
   assert_int_equal(cascade_key_info(c, NULL, "k", 1, &ki), 0);
   assert_true(ki.ttl_ms > 590000 && ki.ttl_ms <= 600000);
 
   /* a plain overwrite without ttl removes the expiry */
   memset(&o, 0, sizeof o);
-  assert_int_equal(put_s(c, NULL, "k", v1, sizeof v1, &o), 0);
+  assert_int_equal(tu_put_s(c, NULL, "k", v1, sizeof v1, &o), 0);
   assert_int_equal(cascade_key_info(c, NULL, "k", 1, &ki), 0);
   assert_int_equal(ki.ttl_ms, -1);
-  assert_int_equal(put_s(c, NULL, "k", v2, sizeof v2, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "k", v2, sizeof v2, NULL), 0);
   assert_int_equal(cascade_key_info(c, NULL, "k", 1, &ki), 0);
   assert_int_equal(ki.ttl_ms, -1);
 
   /* a plain overwrite with a ttl sets that ttl */
   o.ttl_ms = 600000;
-  assert_int_equal(put_s(c, NULL, "k", v1, sizeof v1, &o), 0);
+  assert_int_equal(tu_put_s(c, NULL, "k", v1, sizeof v1, &o), 0);
   o.ttl_ms = 300000;
-  assert_int_equal(put_s(c, NULL, "k", v2, sizeof v2, &o), 0);
+  assert_int_equal(tu_put_s(c, NULL, "k", v2, sizeof v2, &o), 0);
   assert_int_equal(cascade_key_info(c, NULL, "k", 1, &ki), 0);
   assert_true(ki.ttl_ms > 290000 && ki.ttl_ms <= 300000);
 
   /* KEEPTTL on a key without expiry keeps "no expiry" */
-  assert_int_equal(put_s(c, NULL, "p", v1, sizeof v1, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "p", v1, sizeof v1, NULL), 0);
   memset(&o, 0, sizeof o);
   o.flags = CASCADE_PUT_KEEPTTL;
-  assert_int_equal(put_s(c, NULL, "p", v2, sizeof v2, &o), 0);
+  assert_int_equal(tu_put_s(c, NULL, "p", v2, sizeof v2, &o), 0);
   assert_int_equal(cascade_key_info(c, NULL, "p", 1, &ki), 0);
   assert_int_equal(ki.ttl_ms, -1);
-  check_value(c, NULL, "p", v2, sizeof v2);
+  tu_check_value(c, NULL, "p", v2, sizeof v2);
   cascade_close(c);
 }
 
 static void test_many_keys(void **state) {
   (void)state;
   /* enough keys to make the index grow several times */
-  cascade *c = open_with("dram.capacity", "4m", "index.shards", "4", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", "index.shards", "4", NULL);
   enum { N = 20000 };
   char key[32];
   uint8_t v[64], buf[64];
   for (int i = 0; i < N; i++) {
     snprintf(key, sizeof key, "many-%d", i);
-    fill(v, sizeof v, (uint64_t)i);
-    assert_int_equal(put_s(c, NULL, key, v, sizeof v, NULL), 0);
+    tu_fill(v, sizeof v, (uint64_t)i);
+    assert_int_equal(tu_put_s(c, NULL, key, v, sizeof v, NULL), 0);
   }
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, N);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, N);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].evictions, 0);
   for (int i = 0; i < N; i++) {
     snprintf(key, sizeof key, "many-%d", i);
-    fill(v, sizeof v, (uint64_t)i);
+    tu_fill(v, sizeof v, (uint64_t)i);
     size_t got = 0;
     assert_int_equal(
         cascade_get(c, NULL, key, strlen(key), buf, sizeof buf, &got), 0);
@@ -1112,7 +1043,7 @@ static void test_many_keys(void **state) {
     snprintf(key, sizeof key, "many-%d", i);
     assert_int_equal(cascade_exists(c, NULL, key, strlen(key)), i % 2);
   }
-  assert_int_equal(stats_of(c).keys, N / 2);
+  assert_int_equal(tu_stats_of(c).keys, N / 2);
   cascade_close(c);
 }
 
@@ -1120,38 +1051,38 @@ static void test_put_from_view(void **state) {
   (void)state;
   /* a view's bytes may be passed back as the value of a put (the value is
    * only borrowed for the call), even with the arena full and no dedup */
-  cascade *c = open_with("dram.capacity", "16k", "dedup", "false", "policy",
-                         "lru", NULL);
+  cascade *c = tu_open_with("dram.capacity", "16k", "dedup", "false", "policy",
+                            "lru", NULL);
   uint8_t v[4096];
   for (int i = 0; i < 4; i++) {
     char key[16];
     snprintf(key, sizeof key, "f%d", i);
-    fill(v, sizeof v, 500 + (uint64_t)i);
-    assert_int_equal(put_s(c, NULL, key, v, sizeof v, NULL), 0);
+    tu_fill(v, sizeof v, 500 + (uint64_t)i);
+    assert_int_equal(tu_put_s(c, NULL, key, v, sizeof v, NULL), 0);
   }
   cascade_view view;
   assert_int_equal(cascade_get_view(c, NULL, "f0", 2, &view), 0);
-  assert_int_equal(put_s(c, NULL, "copy", view.data, view.len, NULL), 0);
-  fill(v, sizeof v, 500);
+  assert_int_equal(tu_put_s(c, NULL, "copy", view.data, view.len, NULL), 0);
+  tu_fill(v, sizeof v, 500);
   assert_memory_equal(view.data, v, sizeof v);
-  check_value(c, NULL, "copy", v, sizeof v);
-  check_value(c, NULL, "f0", v, sizeof v);
+  tu_check_value(c, NULL, "copy", v, sizeof v);
+  tu_check_value(c, NULL, "f0", v, sizeof v);
   cascade_view_release(c, &view);
   cascade_close(c);
 }
 
 static void test_max_value(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", "max_value", "1m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", "max_value", "1m", NULL);
   uint8_t *v = make_value(MiB + 1, 21);
-  assert_int_equal(put_s(c, NULL, "big", v, MiB, NULL), 0);
-  check_value(c, NULL, "big", v, MiB);
-  struct cascade_stats s0 = stats_of(c);
-  assert_int_equal(put_s(c, NULL, "bigger", v, MiB + 1, NULL), -EFBIG);
-  assert_int_equal(put_s(c, NULL, "big", v, MiB + 1, NULL), -EFBIG);
-  expect_absent(c, NULL, "bigger");
-  check_value(c, NULL, "big", v, MiB);
-  struct cascade_stats s1 = stats_of(c);
+  assert_int_equal(tu_put_s(c, NULL, "big", v, MiB, NULL), 0);
+  tu_check_value(c, NULL, "big", v, MiB);
+  struct cascade_stats s0 = tu_stats_of(c);
+  assert_int_equal(tu_put_s(c, NULL, "bigger", v, MiB + 1, NULL), -EFBIG);
+  assert_int_equal(tu_put_s(c, NULL, "big", v, MiB + 1, NULL), -EFBIG);
+  tu_check_absent(c, NULL, "bigger");
+  tu_check_value(c, NULL, "big", v, MiB);
+  struct cascade_stats s1 = tu_stats_of(c);
   assert_int_equal(s1.keys, s0.keys);
   assert_int_equal(s1.tier[CASCADE_TIER_DRAM].bytes, MiB);
   assert_int_equal(s1.tier[CASCADE_TIER_DRAM].blocks, 1);
@@ -1161,23 +1092,23 @@ static void test_max_value(void **state) {
 
 static void test_value_larger_than_tier(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "64k", NULL);
+  cascade *c = tu_open_with("dram.capacity", "64k", NULL);
   uint8_t *v = make_value(64 * KiB + 64, 22);
   uint8_t small[100];
-  fill(small, sizeof small, 23);
-  assert_int_equal(put_s(c, NULL, "s", small, sizeof small, NULL), 0);
-  assert_int_equal(put_s(c, NULL, "big", v, 64 * KiB + 1, NULL), -EFBIG);
-  assert_int_equal(put_s(c, NULL, "big", v, 64 * KiB + 64, NULL), -EFBIG);
-  assert_int_equal(put_s(c, NULL, "s", v, 64 * KiB + 1, NULL), -EFBIG);
+  tu_fill(small, sizeof small, 23);
+  assert_int_equal(tu_put_s(c, NULL, "s", small, sizeof small, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "big", v, 64 * KiB + 1, NULL), -EFBIG);
+  assert_int_equal(tu_put_s(c, NULL, "big", v, 64 * KiB + 64, NULL), -EFBIG);
+  assert_int_equal(tu_put_s(c, NULL, "s", v, 64 * KiB + 1, NULL), -EFBIG);
   /* nothing changed: "s" still there, nothing evicted for the failed put */
-  check_value(c, NULL, "s", small, sizeof small);
-  expect_absent(c, NULL, "big");
-  struct cascade_stats s = stats_of(c);
+  tu_check_value(c, NULL, "s", small, sizeof small);
+  tu_check_absent(c, NULL, "big");
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, 1);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].evictions, 0);
   /* a value exactly the size of the tier fits (evicting the rest) */
-  assert_int_equal(put_s(c, NULL, "full", v, 64 * KiB, NULL), 0);
-  check_value(c, NULL, "full", v, 64 * KiB);
+  assert_int_equal(tu_put_s(c, NULL, "full", v, 64 * KiB, NULL), 0);
+  tu_check_value(c, NULL, "full", v, 64 * KiB);
   free(v);
   cascade_close(c);
 }
@@ -1186,9 +1117,9 @@ static void test_value_larger_than_tier(void **state) {
 
 static void test_view_basic(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t *v = make_value(5000, 31);
-  assert_int_equal(put_s(c, "n", "k", v, 5000, NULL), 0);
+  assert_int_equal(tu_put_s(c, "n", "k", v, 5000, NULL), 0);
   cascade_view view;
   memset(&view, 0, sizeof view);
   assert_int_equal(cascade_get_view(c, "n", "k", 1, &view), 0);
@@ -1201,41 +1132,41 @@ static void test_view_basic(void **state) {
   cascade_view_release(c, &view);
 
   /* a zero-length value has a zero-length view */
-  assert_int_equal(put_s(c, "n", "z", v, 0, NULL), 0);
+  assert_int_equal(tu_put_s(c, "n", "z", v, 0, NULL), 0);
   assert_int_equal(cascade_get_view(c, "n", "z", 1, &view), 0);
   assert_int_equal(view.len, 0);
   cascade_view_release(c, &view);
 
   assert_int_equal(cascade_get_view(c, "n", "missing", 7, &view), -ENOENT);
   assert_int_equal(cascade_get_view(c, "m", "k", 1, &view), -ENOENT);
-  assert_int_equal(stats_of(c).views, 0);
+  assert_int_equal(tu_stats_of(c).views, 0);
   free(v);
   cascade_close(c);
 }
 
 static void test_view_survives_delete_overwrite(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t *v1 = make_value(8192, 41), *v2 = make_value(8192, 42);
-  assert_int_equal(put_s(c, NULL, "d", v1, 8192, NULL), 0);
-  assert_int_equal(put_s(c, NULL, "o", v2, 8192, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "d", v1, 8192, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "o", v2, 8192, NULL), 0);
   cascade_view vd, vo;
   assert_int_equal(cascade_get_view(c, NULL, "d", 1, &vd), 0);
   assert_int_equal(cascade_get_view(c, NULL, "o", 1, &vo), 0);
 
   assert_int_equal(cascade_delete(c, NULL, "d", 1), 0);
-  expect_absent(c, NULL, "d");
+  tu_check_absent(c, NULL, "d");
   /* overwrite "o" with v1's bytes and then with other bytes: the view must
    * keep showing v2 */
-  assert_int_equal(put_s(c, NULL, "o", v1, 8192, NULL), 0);
-  check_value(c, NULL, "o", v1, 8192);
+  assert_int_equal(tu_put_s(c, NULL, "o", v1, 8192, NULL), 0);
+  tu_check_value(c, NULL, "o", v1, 8192);
   uint8_t *v3 = make_value(8192, 43);
   for (int i = 0; i < 20; i++) {
-    fill(v3, 8192, 1000 + (uint64_t)i);
-    assert_int_equal(put_s(c, NULL, "o", v3, 8192, NULL), 0);
+    tu_fill(v3, 8192, 1000 + (uint64_t)i);
+    assert_int_equal(tu_put_s(c, NULL, "o", v3, 8192, NULL), 0);
     char key[16];
     snprintf(key, sizeof key, "fill%d", i);
-    assert_int_equal(put_s(c, NULL, key, v3, 8192, NULL), 0);
+    assert_int_equal(tu_put_s(c, NULL, key, v3, 8192, NULL), 0);
   }
   assert_int_equal(vd.len, 8192);
   assert_int_equal(vo.len, 8192);
@@ -1245,7 +1176,7 @@ static void test_view_survives_delete_overwrite(void **state) {
   cascade_view_release(c, &vo);
 
   /* after release the orphaned blocks are gone: 20 fills + "o" */
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.views, 0);
   assert_int_equal(s.keys, 21);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, 20);
@@ -1259,17 +1190,17 @@ static void test_view_survives_delete_overwrite(void **state) {
 static void test_view_survives_eviction(void **state) {
   (void)state;
   /* 16 blocks of 4 KiB fit; write 200 more while a view is held */
-  cascade *c = open_with("dram.capacity", "64k", NULL);
+  cascade *c = tu_open_with("dram.capacity", "64k", NULL);
   uint8_t *v0 = make_value(4096, 51), *v = make_value(4096, 52);
-  assert_int_equal(put_s(c, NULL, "pinned", v0, 4096, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "pinned", v0, 4096, NULL), 0);
   cascade_view view;
   assert_int_equal(cascade_get_view(c, NULL, "pinned", 6, &view), 0);
   const void *where = view.data;
   for (int i = 0; i < 200; i++) {
     char key[16];
     snprintf(key, sizeof key, "e%d", i);
-    fill(v, 4096, 2000 + (uint64_t)i);
-    assert_int_equal(put_s(c, NULL, key, v, 4096, NULL), 0);
+    tu_fill(v, 4096, 2000 + (uint64_t)i);
+    assert_int_equal(tu_put_s(c, NULL, key, v, 4096, NULL), 0);
     if (i % 37 == 0)
       assert_memory_equal(view.data, v0, 4096);
   }
@@ -1277,13 +1208,13 @@ static void test_view_survives_eviction(void **state) {
   assert_int_equal(view.len, 4096);
   assert_memory_equal(view.data, v0, 4096);
   /* a pinned block is never evicted, so its key still reads */
-  check_value(c, NULL, "pinned", v0, 4096);
-  struct cascade_stats s = stats_of(c);
+  tu_check_value(c, NULL, "pinned", v0, 4096);
+  struct cascade_stats s = tu_stats_of(c);
   assert_true(s.tier[CASCADE_TIER_DRAM].evictions > 0);
   assert_int_equal(s.views, 1);
   assert_true(s.tier[CASCADE_TIER_DRAM].bytes <= 64 * KiB);
   cascade_view_release(c, &view);
-  assert_int_equal(stats_of(c).views, 0);
+  assert_int_equal(tu_stats_of(c).views, 0);
   free(v0);
   free(v);
   cascade_close(c);
@@ -1291,27 +1222,27 @@ static void test_view_survives_eviction(void **state) {
 
 static void test_view_release_zeroed(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v[64];
-  fill(v, sizeof v, 61);
-  assert_int_equal(put_s(c, NULL, "k", v, sizeof v, NULL), 0);
+  tu_fill(v, sizeof v, 61);
+  assert_int_equal(tu_put_s(c, NULL, "k", v, sizeof v, NULL), 0);
   cascade_view z;
   memset(&z, 0, sizeof z);
   cascade_view_release(c, &z); /* no-op */
   cascade_view_release(c, &z); /* still a no-op */
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.views, 0);
   assert_int_equal(s.keys, 1);
   struct cascade_key_info ki;
   assert_int_equal(cascade_key_info(c, NULL, "k", 1, &ki), 0);
   assert_int_equal(ki.pins, 0);
-  check_value(c, NULL, "k", v, sizeof v);
+  tu_check_value(c, NULL, "k", v, sizeof v);
   /* a real view still works and releases normally afterwards */
   cascade_view view;
   assert_int_equal(cascade_get_view(c, NULL, "k", 1, &view), 0);
   assert_memory_equal(view.data, v, sizeof v);
   cascade_view_release(c, &view);
-  assert_int_equal(stats_of(c).views, 0);
+  assert_int_equal(tu_stats_of(c).views, 0);
   cascade_close(c);
 }
 
@@ -1319,7 +1250,7 @@ static void test_view_release_zeroed(void **state) {
 
 static void test_match_prefix(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   char names[6][16];
   cascade_key keys[6];
   for (int i = 0; i < 6; i++) {
@@ -1333,8 +1264,8 @@ static void test_match_prefix(void **state) {
   /* present: 0,1,2 and 4 (a gap at 3) */
   const int present[] = {0, 1, 2, 4};
   for (int i = 0; i < 4; i++) {
-    fill(v, sizeof v, 70 + (uint64_t)present[i]);
-    assert_int_equal(put_s(c, "m", names[present[i]], v, sizeof v, NULL), 0);
+    tu_fill(v, sizeof v, 70 + (uint64_t)present[i]);
+    assert_int_equal(tu_put_s(c, "m", names[present[i]], v, sizeof v, NULL), 0);
   }
   assert_int_equal(cascade_match_prefix(c, "m", keys, 6), 3);
   assert_int_equal(cascade_match_prefix(c, "m", keys, 3), 3);
@@ -1346,10 +1277,10 @@ static void test_match_prefix(void **state) {
   assert_int_equal(cascade_match_prefix(c, "other", keys, 6), 0);
   assert_int_equal(cascade_match_prefix(c, NULL, keys, 6), 0);
   /* fill the gap: full match */
-  fill(v, sizeof v, 73);
-  assert_int_equal(put_s(c, "m", names[3], v, sizeof v, NULL), 0);
-  fill(v, sizeof v, 75);
-  assert_int_equal(put_s(c, "m", names[5], v, sizeof v, NULL), 0);
+  tu_fill(v, sizeof v, 73);
+  assert_int_equal(tu_put_s(c, "m", names[3], v, sizeof v, NULL), 0);
+  tu_fill(v, sizeof v, 75);
+  assert_int_equal(tu_put_s(c, "m", names[5], v, sizeof v, NULL), 0);
   assert_int_equal(cascade_match_prefix(c, "m", keys, 6), 6);
   /* delete the first: nothing matches */
   assert_int_equal(cascade_delete(c, "m", names[0], strlen(names[0])), 0);
@@ -1365,12 +1296,12 @@ static void test_match_prefix(void **state) {
 
 static void test_batch_put(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v[5][300], old[300];
   for (int i = 0; i < 5; i++)
-    fill(v[i], sizeof v[i], 80 + (uint64_t)i);
-  fill(old, sizeof old, 89);
-  assert_int_equal(put_s(c, "b", "k2", old, sizeof old, NULL), 0);
+    tu_fill(v[i], sizeof v[i], 80 + (uint64_t)i);
+  tu_fill(old, sizeof old, 89);
+  assert_int_equal(tu_put_s(c, "b", "k2", old, sizeof old, NULL), 0);
   cascade_put_opts nx, xx, pri;
   memset(&nx, 0, sizeof nx);
   memset(&xx, 0, sizeof xx);
@@ -1396,15 +1327,15 @@ static void test_batch_put(void **state) {
   assert_int_equal(it[2].rc, -EEXIST);
   assert_int_equal(it[3].rc, -ENOENT);
   assert_int_equal(it[4].rc, 0);
-  check_value(c, "b", "k0", v[0], 300);
-  check_value(c, "b", "k1", v[1], 299);
-  check_value(c, "b", "k2", old, 300);
-  expect_absent(c, "b", "k3");
-  check_value(c, "b", "k4", v[4], 296);
+  tu_check_value(c, "b", "k0", v[0], 300);
+  tu_check_value(c, "b", "k1", v[1], 299);
+  tu_check_value(c, "b", "k2", old, 300);
+  tu_check_absent(c, "b", "k3");
+  tu_check_value(c, "b", "k4", v[4], 296);
   struct cascade_key_info ki;
   assert_int_equal(cascade_key_info(c, "b", "k1", 2, &ki), 0);
   assert_int_equal(ki.priority, CASCADE_PRIO_HIGH);
-  assert_int_equal(stats_of(c).keys, 4);
+  assert_int_equal(tu_stats_of(c).keys, 4);
 
   /* n == 0 stores nothing */
   assert_int_equal(cascade_put_batch(c, "b", it, 0), 0);
@@ -1417,19 +1348,19 @@ static void test_batch_put(void **state) {
   assert_int_equal(cascade_put_batch(c, longns, it, 1), -EINVAL);
   assert_int_equal(cascade_put_batch(c, "b", NULL, 3), -EINVAL);
   assert_int_equal(cascade_exists(c, "b", "fresh", 5), 0);
-  assert_int_equal(stats_of(c).keys, 4);
+  assert_int_equal(tu_stats_of(c).keys, 4);
   cascade_close(c);
 }
 
 static void test_batch_get(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v0[1000], v1[2000];
-  fill(v0, sizeof v0, 90);
-  fill(v1, sizeof v1, 91);
-  assert_int_equal(put_s(c, "b", "k0", v0, sizeof v0, NULL), 0);
-  assert_int_equal(put_s(c, "b", "k1", v1, sizeof v1, NULL), 0);
-  assert_int_equal(put_s(c, "b", "k2", v1, 0, NULL), 0);
+  tu_fill(v0, sizeof v0, 90);
+  tu_fill(v1, sizeof v1, 91);
+  assert_int_equal(tu_put_s(c, "b", "k0", v0, sizeof v0, NULL), 0);
+  assert_int_equal(tu_put_s(c, "b", "k1", v1, sizeof v1, NULL), 0);
+  assert_int_equal(tu_put_s(c, "b", "k2", v1, 0, NULL), 0);
   static uint8_t bufs[5][2048];
   memset(bufs, 0xCD, sizeof bufs);
   cascade_get_item it[5];
@@ -1476,8 +1407,8 @@ static void test_batch_get(void **state) {
 
 static void test_stats_counters(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
-  struct cascade_stats s = stats_of(c);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.puts, 0);
   assert_int_equal(s.gets, 0);
   assert_int_equal(s.hits, 0);
@@ -1501,10 +1432,10 @@ static void test_stats_counters(void **state) {
 
   uint8_t v[3][1000];
   for (int i = 0; i < 3; i++)
-    fill(v[i], sizeof v[i], 100 + (uint64_t)i);
-  assert_int_equal(put_s(c, NULL, "a", v[0], 1000, NULL), 0);
-  assert_int_equal(put_s(c, NULL, "b", v[1], 500, NULL), 0);
-  assert_int_equal(put_s(c, "x", "c", v[2], 64, NULL), 0);
+    tu_fill(v[i], sizeof v[i], 100 + (uint64_t)i);
+  assert_int_equal(tu_put_s(c, NULL, "a", v[0], 1000, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "b", v[1], 500, NULL), 0);
+  assert_int_equal(tu_put_s(c, "x", "c", v[2], 64, NULL), 0);
   uint8_t buf[1000];
   size_t got;
   assert_int_equal(cascade_get(c, NULL, "a", 1, buf, sizeof buf, &got), 0);
@@ -1512,7 +1443,7 @@ static void test_stats_counters(void **state) {
   assert_int_equal(cascade_get(c, NULL, "c", 1, buf, sizeof buf, &got),
                    -ENOENT);
   assert_int_equal(cascade_get(c, NULL, "a", 1, buf, sizeof buf, &got), 0);
-  s = stats_of(c);
+  s = tu_stats_of(c);
   assert_int_equal(s.puts, 3);
   assert_int_equal(s.gets, 4);
   assert_int_equal(s.hits, 3);
@@ -1542,7 +1473,7 @@ static void test_stats_counters(void **state) {
 
   assert_int_equal(cascade_delete(c, NULL, "b", 1), 0);
   assert_int_equal(cascade_delete(c, NULL, "b", 1), -ENOENT);
-  s = stats_of(c);
+  s = tu_stats_of(c);
   assert_int_equal(s.deletes, 1);
   assert_int_equal(s.keys, 2);
   assert_int_equal(s.tier[CASCADE_TIER_DRAM].blocks, 2);
@@ -1554,15 +1485,16 @@ static void test_stats_counters(void **state) {
 
 static void test_stats_latency_off(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", "stats.latency", "false", NULL);
+  cascade *c =
+      tu_open_with("dram.capacity", "4m", "stats.latency", "false", NULL);
   uint8_t v[100], buf[100];
   size_t got;
-  fill(v, sizeof v, 1);
+  tu_fill(v, sizeof v, 1);
   for (int i = 0; i < 10; i++) {
-    assert_int_equal(put_s(c, NULL, "k", v, sizeof v, NULL), 0);
+    assert_int_equal(tu_put_s(c, NULL, "k", v, sizeof v, NULL), 0);
     assert_int_equal(cascade_get(c, NULL, "k", 1, buf, sizeof buf, &got), 0);
   }
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.puts, 10);
   assert_int_equal(s.gets, 10);
   assert_int_equal(s.get_latency.count, 0);
@@ -1574,10 +1506,10 @@ static void test_stats_latency_off(void **state) {
 
 static void test_arena(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t *v1 = make_value(10000, 111), *v2 = make_value(70000, 112);
-  assert_int_equal(put_s(c, NULL, "a", v1, 10000, NULL), 0);
-  assert_int_equal(put_s(c, NULL, "b", v2, 70000, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "a", v1, 10000, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "b", v2, 70000, NULL), 0);
   int fd = -1;
   size_t size = 0;
   const void *base = NULL;

@@ -36,59 +36,12 @@
 #include <time.h>
 
 #include "cascade.h"
+#include "testutil.h"
 
 #define NTHREADS 8
 #define DEADLINE_MS 3000 /* per phase */
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static void fill(void *buf, size_t n, uint64_t seed) {
-  uint8_t *p = buf;
-  uint64_t s = seed * 0x100000001b3ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    if (i % 8 == 0)
-      s ^= splitmix(&s);
-    p[i] = (uint8_t)(s >> (8 * (i % 8)));
-  }
-}
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static cascade *open_with(const char *name, ...) {
-  cascade_config *cfg = NULL;
-  assert_int_equal(cascade_config_new(&cfg), 0);
-  va_list ap;
-  va_start(ap, name);
-  for (const char *n = name; n; n = va_arg(ap, const char *)) {
-    const char *v = va_arg(ap, const char *);
-    assert_int_equal(cascade_config_set(cfg, n, v), 0);
-  }
-  va_end(ap);
-  cascade *c = NULL;
-  assert_int_equal(cascade_open(cfg, &c), 0);
-  cascade_config_free(cfg);
-  return c;
-}
-
-static struct cascade_stats stats_of(cascade *c) {
-  struct cascade_stats s;
-  memset(&s, 0xEE, sizeof s);
-  assert_int_equal(cascade_stats(c, &s), 0);
-  return s;
-}
-
-#define DRAM(s) ((s).tier[CASCADE_TIER_DRAM])
 
 /* Failures seen by worker threads. */
 static struct {
@@ -161,7 +114,7 @@ static void *sc_worker(void *p) {
   uint8_t *buf = malloc(SC_LEN);
   char key[32];
   uint64_t rng = (uint64_t)a->id * 7919 + 1;
-  uint64_t end = now_ms() + DEADLINE_MS;
+  uint64_t end = tu_now_ms() + DEADLINE_MS;
   if (!buf) {
     thread_fail("malloc");
     return NULL;
@@ -169,7 +122,7 @@ static void *sc_worker(void *p) {
   /* phase A: one key, put/delete back to back (the shared block's count
    * often drops to zero while other threads are adding references) */
   sc_key(key, sizeof key, a->id, 0);
-  for (int i = 0; i < 1500 && now_ms() < end; i++) {
+  for (int i = 0; i < 1500 && tu_now_ms() < end; i++) {
     int rc = cascade_put(a->c, "sc", key, strlen(key), a->v, SC_LEN, NULL);
     if (rc != 0) {
       thread_fail("A: put(%s) = %d", key, rc);
@@ -203,11 +156,11 @@ static void *sc_worker(void *p) {
   }
   /* phase B: SC_KEYS keys, random put/delete, state tracked locally */
   memset(a->present, 0, sizeof a->present);
-  end = now_ms() + DEADLINE_MS;
-  for (int i = 0; i < 3000 && now_ms() < end; i++) {
-    int k = (int)(splitmix(&rng) % SC_KEYS);
+  end = tu_now_ms() + DEADLINE_MS;
+  for (int i = 0; i < 3000 && tu_now_ms() < end; i++) {
+    int k = (int)(tu_splitmix(&rng) % SC_KEYS);
     sc_key(key, sizeof key, a->id, k);
-    if (splitmix(&rng) % 2) {
+    if (tu_splitmix(&rng) % 2) {
       int rc = cascade_put(a->c, "sc", key, strlen(key), a->v, SC_LEN, NULL);
       if (rc != 0) {
         thread_fail("B: put(%s) = %d", key, rc);
@@ -238,11 +191,11 @@ static void *sc_worker(void *p) {
 static void test_concurrent_same_content(void **state) {
   (void)state;
   reset_failures();
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t *v = malloc(SC_LEN), *buf = malloc(SC_LEN);
   assert_non_null(v);
   assert_non_null(buf);
-  fill(v, SC_LEN, 4242);
+  tu_fill(v, SC_LEN, 4242);
   struct sc_arg args[NTHREADS];
   memset(args, 0, sizeof args);
   for (int i = 0; i < NTHREADS; i++) {
@@ -273,7 +226,7 @@ static void test_concurrent_same_content(void **state) {
       assert_int_equal(ki.pins, 0);
     }
   }
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, total);
   assert_int_equal(DRAM(s).blocks, total ? 1 : 0);
   assert_int_equal(DRAM(s).bytes, total ? SC_LEN : 0);
@@ -288,7 +241,7 @@ static void test_concurrent_same_content(void **state) {
       assert_int_equal(cascade_delete(c, "sc", key, strlen(key)),
                        args[t].present[k] ? 0 : -ENOENT);
     }
-  s = stats_of(c);
+  s = tu_stats_of(c);
   assert_int_equal(s.keys, 0);
   assert_int_equal(DRAM(s).blocks, 0);
   assert_int_equal(DRAM(s).bytes, 0);
@@ -321,7 +274,7 @@ struct ov_arg {
 static size_t ov_len(uint32_t writer, uint32_t seq) {
   uint64_t s = ((uint64_t)writer << 32) | seq;
   return sizeof(struct ov_hdr) +
-         (size_t)(splitmix(&s) % (OV_MAX - sizeof(struct ov_hdr) + 1));
+         (size_t)(tu_splitmix(&s) % (OV_MAX - sizeof(struct ov_hdr) + 1));
 }
 
 static uint64_t ov_seed(uint32_t key, uint32_t writer, uint32_t seq) {
@@ -333,7 +286,7 @@ static void ov_make(uint8_t *buf, uint32_t key, uint32_t writer, uint32_t seq,
   size_t n = ov_len(writer, seq);
   struct ov_hdr h = {OV_MAGIC, key, writer, seq, (uint32_t)n, 0, 0};
   memcpy(buf, &h, sizeof h);
-  fill(buf + sizeof h, n - sizeof h, ov_seed(key, writer, seq));
+  tu_fill(buf + sizeof h, n - sizeof h, ov_seed(key, writer, seq));
   *len = n;
 }
 
@@ -360,7 +313,7 @@ static int ov_verify(const uint8_t *data, size_t len, uint32_t key,
     snprintf(why, whycap, "length %zu does not match writer/seq", len);
     return -1;
   }
-  fill(scratch, len - sizeof h, ov_seed(key, h.writer, h.seq));
+  tu_fill(scratch, len - sizeof h, ov_seed(key, h.writer, h.seq));
   if (memcmp(scratch, data + sizeof h, len - sizeof h) != 0) {
     snprintf(why, whycap, "payload differs (writer %u seq %u)", h.writer,
              h.seq);
@@ -379,17 +332,17 @@ static void *ov_worker(void *p) {
     return NULL;
   }
   uint64_t rng = (uint64_t)a->id * 104729 + 7;
-  uint64_t end = now_ms() + DEADLINE_MS;
+  uint64_t end = tu_now_ms() + DEADLINE_MS;
   uint32_t seq = 0;
   char why[160];
   cascade_view held;
   int held_key = -1;
   memset(&held, 0, sizeof held);
-  for (int i = 0; i < 4000 && now_ms() < end; i++) {
-    uint32_t k = (uint32_t)(splitmix(&rng) % OV_KEYS);
+  for (int i = 0; i < 4000 && tu_now_ms() < end; i++) {
+    uint32_t k = (uint32_t)(tu_splitmix(&rng) % OV_KEYS);
     char key[16];
     snprintf(key, sizeof key, "ov%u", k);
-    unsigned op = (unsigned)(splitmix(&rng) % 100);
+    unsigned op = (unsigned)(tu_splitmix(&rng) % 100);
     if (op < 40) { /* put */
       size_t len;
       seq++;
@@ -462,7 +415,7 @@ static void test_concurrent_overlapping_keys(void **state) {
   reset_failures();
   for (int i = 0; i < NTHREADS; i++)
     atomic_store(&ov_last_seq[i], 0);
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   struct ov_arg args[NTHREADS];
   memset(args, 0, sizeof args);
   for (int i = 0; i < NTHREADS; i++) {
@@ -495,7 +448,7 @@ static void test_concurrent_overlapping_keys(void **state) {
     present++;
     bytes += got;
   }
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, present);
   assert_int_equal(DRAM(s).blocks, present); /* all values are distinct */
   assert_int_equal(DRAM(s).bytes, bytes);
@@ -528,15 +481,15 @@ static void *ev_worker(void *p) {
     free(want);
     return NULL;
   }
-  uint64_t end = now_ms() + DEADLINE_MS;
+  uint64_t end = tu_now_ms() + DEADLINE_MS;
   uint64_t rng = (uint64_t)a->id + 99;
   cascade_view held;
   int held_i = -1, held_age = 0;
   memset(&held, 0, sizeof held);
   char key[32];
-  for (int i = 0; i < 1500 && now_ms() < end; i++) {
+  for (int i = 0; i < 1500 && tu_now_ms() < end; i++) {
     snprintf(key, sizeof key, "ev-t%d-%d", a->id, i);
-    fill(v, EV_LEN, ev_seed(a->id, i));
+    tu_fill(v, EV_LEN, ev_seed(a->id, i));
     int rc = cascade_put(a->c, "ev", key, strlen(key), v, EV_LEN, NULL);
     if (rc != 0) {
       thread_fail("put(%s) = %d (at most %d views held)", key, rc, NTHREADS);
@@ -545,7 +498,7 @@ static void *ev_worker(void *p) {
     a->puts++;
     /* a held view never changes while others evict around it */
     if (held_i >= 0) {
-      fill(want, EV_LEN, ev_seed(a->id, held_i));
+      tu_fill(want, EV_LEN, ev_seed(a->id, held_i));
       if (held.len != EV_LEN || memcmp(held.data, want, EV_LEN) != 0) {
         thread_fail("view of ev-t%d-%d changed under eviction", a->id, held_i);
         break;
@@ -557,7 +510,7 @@ static void *ev_worker(void *p) {
     }
     /* take a view of a recent key of ours (it may be evicted already) */
     if (held_i < 0 && i % 3 == 0) {
-      int j = i - (int)(splitmix(&rng) % 4);
+      int j = i - (int)(tu_splitmix(&rng) % 4);
       if (j < 0)
         j = 0;
       snprintf(key, sizeof key, "ev-t%d-%d", a->id, j);
@@ -566,7 +519,7 @@ static void *ev_worker(void *p) {
         held_i = j;
         held_age = 0;
         a->views++;
-        fill(want, EV_LEN, ev_seed(a->id, j));
+        tu_fill(want, EV_LEN, ev_seed(a->id, j));
         if (held.len != EV_LEN || memcmp(held.data, want, EV_LEN) != 0) {
           thread_fail("view of %s has wrong bytes", key);
           break;
@@ -578,14 +531,14 @@ static void *ev_worker(void *p) {
     }
     /* read someone else's key now and then */
     if (i % 5 == 0) {
-      int t = (int)(splitmix(&rng) % NTHREADS);
-      int j = i - 1 - (int)(splitmix(&rng) % 8);
+      int t = (int)(tu_splitmix(&rng) % NTHREADS);
+      int j = i - 1 - (int)(tu_splitmix(&rng) % 8);
       if (j >= 0) {
         snprintf(key, sizeof key, "ev-t%d-%d", t, j);
         size_t got = 0;
         rc = cascade_get(a->c, "ev", key, strlen(key), v, EV_LEN, &got);
         if (rc == 0) {
-          fill(want, EV_LEN, ev_seed(t, j));
+          tu_fill(want, EV_LEN, ev_seed(t, j));
           if (got != EV_LEN || memcmp(v, want, EV_LEN) != 0) {
             thread_fail("get(%s) wrong bytes", key);
             break;
@@ -608,7 +561,7 @@ static void test_concurrent_eviction_with_views(void **state) {
   (void)state;
   reset_failures();
   const uint64_t cap = 512 * 1024;
-  cascade *c = open_with("dram.capacity", "512k", NULL);
+  cascade *c = tu_open_with("dram.capacity", "512k", NULL);
   struct ev_arg args[NTHREADS];
   memset(args, 0, sizeof args);
   for (int i = 0; i < NTHREADS; i++) {
@@ -623,7 +576,7 @@ static void test_concurrent_eviction_with_views(void **state) {
     views += args[i].views;
   }
   assert_true(views > 0);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.views, 0);
   assert_true(DRAM(s).bytes <= cap);
   assert_true(DRAM(s).blocks <= cap / EV_LEN);
@@ -638,7 +591,7 @@ static void test_concurrent_eviction_with_views(void **state) {
   for (int i = 0; i < 40; i++) {
     char key[32];
     snprintf(key, sizeof key, "after%d", i);
-    fill(v, EV_LEN, (uint64_t)i);
+    tu_fill(v, EV_LEN, (uint64_t)i);
     assert_int_equal(cascade_put(c, "ev", key, strlen(key), v, EV_LEN, NULL),
                      0);
   }
@@ -685,7 +638,7 @@ static void *mp_writer(void *p) {
         o.parent = sh->keys[w][i - 1].key;
         o.parent_len = sh->keys[w][i - 1].len;
       }
-      fill(v, sizeof v, ((uint64_t)w << 20) | (uint64_t)i);
+      tu_fill(v, sizeof v, ((uint64_t)w << 20) | (uint64_t)i);
       atomic_store(&sh->upper[w], i + 1);
       int rc = cascade_put(sh->c, "mp", sh->keys[w][i].key, sh->keys[w][i].len,
                            v, sizeof v, &o);
@@ -721,9 +674,9 @@ static void *mp_reader(void *p) {
   struct mp_shared *sh = a->sh;
   uint64_t rng = (uint64_t)a->id * 31 + 5;
   pthread_barrier_wait(&sh->start);
-  uint64_t end = now_ms() + 2 * DEADLINE_MS;
+  uint64_t end = tu_now_ms() + 2 * DEADLINE_MS;
   do {
-    int w = (int)(splitmix(&rng) % MP_WRITERS);
+    int w = (int)(tu_splitmix(&rng) % MP_WRITERS);
     int ph1 = atomic_load(&sh->phase[w]);
     int lo1 = atomic_load(&sh->lower[w]), hi1 = atomic_load(&sh->upper[w]);
     int r = cascade_match_prefix(sh->c, "mp", sh->keys[w], MP_LEN);
@@ -748,7 +701,7 @@ static void *mp_reader(void *p) {
                   hi);
       break;
     }
-  } while (atomic_load(&sh->writers_done) < MP_WRITERS && now_ms() < end);
+  } while (atomic_load(&sh->writers_done) < MP_WRITERS && tu_now_ms() < end);
   return NULL;
 }
 
@@ -767,7 +720,7 @@ static void test_concurrent_match_prefix(void **state) {
   reset_failures();
   struct mp_shared *sh = calloc(1, sizeof *sh);
   assert_non_null(sh);
-  sh->c = open_with("dram.capacity", "4m", NULL);
+  sh->c = tu_open_with("dram.capacity", "4m", NULL);
   for (int w = 0; w < MP_WRITERS; w++) {
     atomic_store(&sh->lower[w], 0);
     atomic_store(&sh->upper[w], 0);
@@ -796,7 +749,7 @@ static void test_concurrent_match_prefix(void **state) {
   assert_true(calls > 0);
   for (int w = 0; w < MP_WRITERS; w++)
     assert_int_equal(cascade_match_prefix(sh->c, "mp", sh->keys[w], MP_LEN), 0);
-  struct cascade_stats s = stats_of(sh->c);
+  struct cascade_stats s = tu_stats_of(sh->c);
   assert_int_equal(s.keys, 0);
   assert_int_equal(DRAM(s).blocks, 0);
   cascade_close(sh->c);
@@ -813,18 +766,18 @@ struct mix_arg {
 
 static void *mix_worker(void *p) {
   struct mix_arg *a = p;
-  uint64_t end = now_ms() + DEADLINE_MS;
+  uint64_t end = tu_now_ms() + DEADLINE_MS;
   uint8_t vals[4][256], bufs[4][256];
   char names[4][16];
-  for (int i = 0; i < 500 && now_ms() < end; i++) {
+  for (int i = 0; i < 500 && tu_now_ms() < end; i++) {
     cascade_put_item pit[4];
     cascade_get_item git[4];
     memset(pit, 0, sizeof pit);
     memset(git, 0, sizeof git);
     for (int j = 0; j < 4; j++) {
       snprintf(names[j], sizeof names[j], "m%d-%d", a->id, (i + j) % 16);
-      fill(vals[j], sizeof vals[j],
-           ((uint64_t)a->id << 16) | (uint64_t)((i + j) % 16));
+      tu_fill(vals[j], sizeof vals[j],
+              ((uint64_t)a->id << 16) | (uint64_t)((i + j) % 16));
       pit[j].key = names[j];
       pit[j].klen = strlen(names[j]);
       pit[j].value = vals[j];
@@ -862,7 +815,7 @@ static void *mix_worker(void *p) {
 static void test_concurrent_batches_and_stats(void **state) {
   (void)state;
   reset_failures();
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   struct mix_arg args[NTHREADS];
   for (int i = 0; i < NTHREADS; i++) {
     args[i].c = c;
@@ -870,7 +823,7 @@ static void test_concurrent_batches_and_stats(void **state) {
   }
   run_threads(NTHREADS, mix_worker, args, sizeof args[0]);
   check_no_failures();
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, NTHREADS * 16);
   assert_int_equal(DRAM(s).blocks, NTHREADS * 16);
   assert_int_equal(DRAM(s).bytes, NTHREADS * 16 * 256);

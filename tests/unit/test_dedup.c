@@ -18,59 +18,19 @@
 #include <string.h>
 
 #include "cascade.h"
+#include "testutil.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static void fill(void *buf, size_t n, uint64_t seed) {
-  uint8_t *p = buf;
-  uint64_t s = seed * 0x100000001b3ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    if (i % 8 == 0)
-      s ^= splitmix(&s);
-    p[i] = (uint8_t)(s >> (8 * (i % 8)));
-  }
-}
-
-static cascade *open_with(const char *name, ...) {
-  cascade_config *cfg = NULL;
-  assert_int_equal(cascade_config_new(&cfg), 0);
-  va_list ap;
-  va_start(ap, name);
-  for (const char *n = name; n; n = va_arg(ap, const char *)) {
-    const char *v = va_arg(ap, const char *);
-    assert_int_equal(cascade_config_set(cfg, n, v), 0);
-  }
-  va_end(ap);
-  cascade *c = NULL;
-  assert_int_equal(cascade_open(cfg, &c), 0);
-  cascade_config_free(cfg);
-  return c;
-}
-
+/* Every key of these tests lives in namespace "d". */
 static int put_s(cascade *c, const char *key, const void *v, size_t vlen,
                  const cascade_put_opts *o) {
-  return cascade_put(c, "d", key, strlen(key), v, vlen, o);
+  return tu_put_s(c, "d", key, v, vlen, o);
 }
 
 static void check_value(cascade *c, const char *key, const void *v,
                         size_t vlen) {
-  uint8_t *buf = malloc(vlen + 16);
-  assert_non_null(buf);
-  size_t got = (size_t)-1;
-  int rc = cascade_get(c, "d", key, strlen(key), buf, vlen + 16, &got);
-  if (rc != 0)
-    fail_msg("get(%s) = %d", key, rc);
-  assert_int_equal(got, vlen);
-  if (vlen)
-    assert_memory_equal(buf, v, vlen);
-  free(buf);
+  tu_check_value(c, "d", key, v, vlen);
 }
 
 static struct cascade_key_info info_of(cascade *c, const char *key) {
@@ -82,18 +42,9 @@ static struct cascade_key_info info_of(cascade *c, const char *key) {
   return ki;
 }
 
-static struct cascade_stats stats_of(cascade *c) {
-  struct cascade_stats s;
-  memset(&s, 0xEE, sizeof s);
-  assert_int_equal(cascade_stats(c, &s), 0);
-  return s;
-}
-
-#define DRAM(s) ((s).tier[CASCADE_TIER_DRAM])
-
 static void check_blocks(cascade *c, uint64_t blocks, uint64_t bytes,
                          uint64_t keys) {
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   if (DRAM(s).blocks != blocks || DRAM(s).bytes != bytes || s.keys != keys)
     fail_msg("blocks/bytes/keys = %llu/%llu/%llu, want %llu/%llu/%llu",
              (unsigned long long)DRAM(s).blocks,
@@ -114,11 +65,11 @@ static void hex_to_bytes(const char *hex, uint8_t *out, size_t n) {
 
 static void test_shared_block_refs(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   const size_t n = 4096;
   uint8_t *v = malloc(n);
   assert_non_null(v);
-  fill(v, n, 1);
+  tu_fill(v, n, 1);
   cascade_cid cid;
   assert_int_equal(cascade_content_id(v, n, &cid), 0);
 
@@ -131,7 +82,7 @@ static void test_shared_block_refs(void **state) {
   assert_memory_equal(i1.cid.b, cid.b, CASCADE_CID_BYTES);
   assert_memory_equal(i2.cid.b, cid.b, CASCADE_CID_BYTES);
   check_blocks(c, 1, n, 2);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, 1);
   assert_int_equal(s.dedup_bytes_saved, n);
 
@@ -149,7 +100,7 @@ static void test_shared_block_refs(void **state) {
   check_value(c, "k2", v, n);
   assert_int_equal(info_of(c, "k2").refs, 1);
   check_blocks(c, 1, n, 1);
-  s = stats_of(c);
+  s = tu_stats_of(c);
   assert_int_equal(s.dedup_bytes_saved, 0);
   assert_int_equal(s.dedup_hits, 1); /* a counter of events: stays */
 
@@ -162,11 +113,11 @@ static void test_shared_block_refs(void **state) {
 
 static void test_overwrite_moves_refs(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t V[1024], W[2048], X[512];
-  fill(V, sizeof V, 2);
-  fill(W, sizeof W, 3);
-  fill(X, sizeof X, 4);
+  tu_fill(V, sizeof V, 2);
+  tu_fill(W, sizeof W, 3);
+  tu_fill(X, sizeof X, 4);
   /* k1,k2,k3 -> V ; k4 -> W */
   assert_int_equal(put_s(c, "k1", V, sizeof V, NULL), 0);
   assert_int_equal(put_s(c, "k2", V, sizeof V, NULL), 0);
@@ -175,7 +126,7 @@ static void test_overwrite_moves_refs(void **state) {
   check_blocks(c, 2, 1024 + 2048, 4);
   assert_int_equal(info_of(c, "k1").refs, 3);
   assert_int_equal(info_of(c, "k4").refs, 1);
-  assert_int_equal(stats_of(c).dedup_bytes_saved, 2 * 1024);
+  assert_int_equal(tu_stats_of(c).dedup_bytes_saved, 2 * 1024);
 
   /* overwrite k2 with W: V refs 2, W refs 2, still two blocks */
   assert_int_equal(put_s(c, "k2", W, sizeof W, NULL), 0);
@@ -186,7 +137,7 @@ static void test_overwrite_moves_refs(void **state) {
   assert_int_equal(info_of(c, "k2").refs, 2);
   assert_int_equal(info_of(c, "k4").refs, 2);
   check_blocks(c, 2, 1024 + 2048, 4);
-  assert_int_equal(stats_of(c).dedup_bytes_saved, 1024 + 2048);
+  assert_int_equal(tu_stats_of(c).dedup_bytes_saved, 1024 + 2048);
 
   /* overwrite k1 and k3 with X: V is gone, X has 2 refs */
   assert_int_equal(put_s(c, "k1", X, sizeof X, NULL), 0);
@@ -211,7 +162,7 @@ static void test_overwrite_moves_refs(void **state) {
   for (int i = 0; i < 4; i++)
     assert_int_equal(cascade_delete(c, "d", keys[i], 2), 0);
   check_blocks(c, 0, 0, 0);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.dedup_bytes_saved, 0);
   assert_int_equal(s.dram_free_bytes, 4u << 20);
   cascade_close(c);
@@ -219,9 +170,9 @@ static void test_overwrite_moves_refs(void **state) {
 
 static void test_many_refs(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t V[640];
-  fill(V, sizeof V, 5);
+  tu_fill(V, sizeof V, 5);
   char key[16];
   for (int i = 0; i < 100; i++) {
     snprintf(key, sizeof key, "r%d", i);
@@ -229,7 +180,7 @@ static void test_many_refs(void **state) {
   }
   check_blocks(c, 1, sizeof V, 100);
   assert_int_equal(info_of(c, "r57").refs, 100);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, 99);
   assert_int_equal(s.dedup_bytes_saved, 99 * sizeof V);
   for (int i = 0; i < 100; i += 2) {
@@ -247,7 +198,7 @@ static void test_many_refs(void **state) {
 
 static void test_zero_length_dedup(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   assert_int_equal(put_s(c, "e1", "", 0, NULL), 0);
   assert_int_equal(put_s(c, "e2", "", 0, NULL), 0);
   struct cascade_key_info ki = info_of(c, "e1");
@@ -263,15 +214,15 @@ static void test_zero_length_dedup(void **state) {
 
 static void test_dedup_disabled(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", "dedup", "false", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", "dedup", "false", NULL);
   const size_t n = 2048;
   uint8_t V[2048];
-  fill(V, n, 6);
+  tu_fill(V, n, 6);
   assert_int_equal(put_s(c, "k1", V, n, NULL), 0);
   assert_int_equal(put_s(c, "k2", V, n, NULL), 0);
   assert_int_equal(put_s(c, "k3", V, n, NULL), 0);
   check_blocks(c, 3, 3 * n, 3);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, 0);
   assert_int_equal(s.dedup_bytes_saved, 0);
   struct cascade_key_info i1 = info_of(c, "k1"), i2 = info_of(c, "k2");
@@ -298,10 +249,10 @@ static void test_dedup_disabled_reports_cid(void **state) {
   /* cascade.h: with dedup off the store does not hash, so the ids it
    * reports are all zeros unless the put supplied one (HAVE_CID).  The store
    * is closed before asserting so that a failure reports no leak. */
-  cascade *c = open_with("dram.capacity", "4m", "dedup", "false", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", "dedup", "false", NULL);
   const size_t n = 2048;
   uint8_t V[2048];
-  fill(V, n, 6);
+  tu_fill(V, n, 6);
   cascade_cid cid, vcid, zero;
   memset(&zero, 0, sizeof zero);
   assert_int_equal(cascade_content_id(V, n, &cid), 0);
@@ -332,11 +283,11 @@ static void test_dedup_disabled_reports_cid(void **state) {
 
 static void test_have_cid(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   const size_t n = 3000;
   uint8_t V[3000], W[3000];
-  fill(V, n, 7);
-  fill(W, n, 8);
+  tu_fill(V, n, 7);
+  tu_fill(W, n, 8);
   cascade_put_opts o;
   memset(&o, 0, sizeof o);
   o.flags = CASCADE_PUT_HAVE_CID;
@@ -346,7 +297,7 @@ static void test_have_cid(void **state) {
   assert_int_equal(cascade_content_id(V, n, &o.cid), 0);
   assert_int_equal(put_s(c, "given", V, n, &o), 0);
   check_blocks(c, 1, n, 2);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, 1);
   assert_int_equal(info_of(c, "given").refs, 2);
   assert_memory_equal(info_of(c, "given").cid.b, o.cid.b, CASCADE_CID_BYTES);
@@ -357,7 +308,7 @@ static void test_have_cid(void **state) {
   assert_int_equal(put_s(c, "given2", W, n, &o), 0);
   assert_int_equal(put_s(c, "hashed2", W, n, NULL), 0);
   check_blocks(c, 2, 2 * n, 4);
-  s = stats_of(c);
+  s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, 2);
   assert_int_equal(info_of(c, "hashed2").refs, 2);
   check_value(c, "hashed2", W, n);
@@ -419,7 +370,7 @@ static void test_content_id_sha256(void **state) {
 
 static void test_content_id_matches_store(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   assert_int_equal(put_s(c, "abc", "abc", 3, NULL), 0);
   uint8_t want[16];
   hex_to_bytes("ba7816bf8f01cfea414140de5dae2223", want, 16);
@@ -436,9 +387,9 @@ static void test_content_id_matches_store(void **state) {
 static void test_dedup_keeps_first_attributes_separate(void **state) {
   (void)state;
   /* sharing bytes does not share per-key attributes (TTL) */
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t V[256];
-  fill(V, sizeof V, 9);
+  tu_fill(V, sizeof V, 9);
   cascade_put_opts o;
   memset(&o, 0, sizeof o);
   o.ttl_ms = 600000;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "cascade.h"
+#include "testutil.h"
 
 #define BLK 4096u     /* value size: a multiple of 64 */
 #define NBLK 4        /* blocks that fit */
@@ -31,60 +32,10 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static void fill(void *buf, size_t n, uint64_t seed) {
-  uint8_t *p = buf;
-  uint64_t s = seed * 0x100000001b3ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    if (i % 8 == 0)
-      s ^= splitmix(&s);
-    p[i] = (uint8_t)(s >> (8 * (i % 8)));
-  }
-}
-
-static cascade *open_with(const char *name, ...) {
-  cascade_config *cfg = NULL;
-  assert_int_equal(cascade_config_new(&cfg), 0);
-  va_list ap;
-  va_start(ap, name);
-  for (const char *n = name; n; n = va_arg(ap, const char *)) {
-    const char *v = va_arg(ap, const char *);
-    assert_int_equal(cascade_config_set(cfg, n, v), 0);
-  }
-  va_end(ap);
-  cascade *c = NULL;
-  assert_int_equal(cascade_open(cfg, &c), 0);
-  cascade_config_free(cfg);
-  return c;
-}
-
-static struct cascade_stats stats_of(cascade *c) {
-  struct cascade_stats s;
-  memset(&s, 0xEE, sizeof s);
-  assert_int_equal(cascade_stats(c, &s), 0);
-  return s;
-}
-
-#define DRAM(s) ((s).tier[CASCADE_TIER_DRAM])
-
-/* The value stored under a key is derived from the key's name. */
-static uint64_t seed_of(const char *key) {
-  uint64_t h = 1469598103934665603ull;
-  for (const char *p = key; *p; p++)
-    h = (h ^ (uint8_t)*p) * 1099511628211ull;
-  return h;
-}
-
 /* Put a BLK-byte block under key with content derived from `key`. */
 static int put_blk(cascade *c, const char *key, const cascade_put_opts *o) {
   uint8_t v[BLK];
-  fill(v, BLK, seed_of(key));
+  tu_fill(v, BLK, tu_seed_of(key));
   return cascade_put(c, NULL, key, strlen(key), v, BLK, o);
 }
 
@@ -107,7 +58,7 @@ static void must_be_gone(cascade *c, const char *key, const char *why) {
 
 static void must_be_there(cascade *c, const char *key) {
   uint8_t v[BLK], buf[BLK];
-  fill(v, BLK, seed_of(key));
+  tu_fill(v, BLK, tu_seed_of(key));
   size_t got = 0;
   int rc = cascade_get(c, NULL, key, strlen(key), buf, sizeof buf, &got);
   if (rc != 0)
@@ -117,7 +68,7 @@ static void must_be_there(cascade *c, const char *key) {
 }
 
 static void check_keys(cascade *c, uint64_t keys) {
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   if (s.keys != keys)
     fail_msg("keys = %llu, want %llu", (unsigned long long)s.keys,
              (unsigned long long)keys);
@@ -137,7 +88,7 @@ static void put_pinned(cascade *c, const char *key, cascade_view *view) {
 
 static void capacity_hard_limit(const char *policy) {
   const uint64_t cap = 64 * 1024;
-  cascade *c = open_with("dram.capacity", "64k", "policy", policy, NULL);
+  cascade *c = tu_open_with("dram.capacity", "64k", "policy", policy, NULL);
   enum { NPUT = 400 };
   static size_t lens[NPUT];
   uint64_t rng = 42;
@@ -146,14 +97,14 @@ static void capacity_hard_limit(const char *policy) {
   assert_non_null(v);
   assert_non_null(buf);
   for (int i = 0; i < NPUT; i++) {
-    lens[i] = 1 + (size_t)(splitmix(&rng) % 20000);
+    lens[i] = 1 + (size_t)(tu_splitmix(&rng) % 20000);
     char key[16];
     snprintf(key, sizeof key, "cap%d", i);
-    fill(v, lens[i], (uint64_t)i + 7777);
+    tu_fill(v, lens[i], (uint64_t)i + 7777);
     int rc = cascade_put(c, NULL, key, strlen(key), v, lens[i], NULL);
     if (rc != 0)
       fail_msg("put #%d (%zu bytes) = %d", i, lens[i], rc);
-    struct cascade_stats s = stats_of(c);
+    struct cascade_stats s = tu_stats_of(c);
     if (DRAM(s).bytes > cap)
       fail_msg("after put #%d: %llu bytes stored > capacity %llu", i,
                (unsigned long long)DRAM(s).bytes, (unsigned long long)cap);
@@ -177,12 +128,12 @@ static void capacity_hard_limit(const char *policy) {
       continue;
     assert_int_equal(rc, 0);
     assert_int_equal(got, lens[i]);
-    fill(v, lens[i], (uint64_t)i + 7777);
+    tu_fill(v, lens[i], (uint64_t)i + 7777);
     assert_memory_equal(buf, v, lens[i]);
     alive++;
     bytes += lens[i];
   }
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, alive);
   assert_int_equal(DRAM(s).blocks, alive);
   assert_int_equal(DRAM(s).bytes, bytes);
@@ -208,12 +159,12 @@ static void test_capacity_hard_limit_semantic(void **state) {
 static void test_exact_fit(void **state) {
   (void)state;
   /* NBLK blocks fit without any eviction */
-  cascade *c = open_with("dram.capacity", CAP_STR, NULL);
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, NULL);
   must_put(c, "a", NULL);
   must_put(c, "b", NULL);
   must_put(c, "c", NULL);
   must_put(c, "d", NULL);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(DRAM(s).evictions, 0);
   assert_int_equal(DRAM(s).blocks, NBLK);
   assert_int_equal(DRAM(s).bytes, NBLK * BLK);
@@ -229,8 +180,8 @@ static void test_exact_fit(void **state) {
 
 static void test_lru_order(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", "lru", NULL);
-  assert_string_equal(stats_of(c).policy, "lru");
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, "policy", "lru", NULL);
+  assert_string_equal(tu_stats_of(c).policy, "lru");
   must_put(c, "k0", NULL);
   must_put(c, "k1", NULL);
   must_put(c, "k2", NULL);
@@ -240,7 +191,7 @@ static void test_lru_order(void **state) {
   size_t got;
   assert_int_equal(cascade_get(c, NULL, "k0", 2, buf, sizeof buf, &got), 0);
   assert_int_equal(cascade_get(c, NULL, "k2", 2, buf, sizeof buf, &got), 0);
-  assert_int_equal(DRAM(stats_of(c)).evictions, 0);
+  assert_int_equal(DRAM(tu_stats_of(c)).evictions, 0);
 
   must_put(c, "k4", NULL);
   must_be_gone(c, "k1", "least recently used");
@@ -258,15 +209,15 @@ static void test_lru_order(void **state) {
   must_be_there(c, "k5");
   must_be_there(c, "k6");
   must_be_there(c, "k7");
-  assert_int_equal(DRAM(stats_of(c)).evictions, 4);
+  assert_int_equal(DRAM(tu_stats_of(c)).evictions, 4);
   cascade_close(c);
 }
 
 static void test_lru_shared_block_evicts_all_its_keys(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", "lru", NULL);
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, "policy", "lru", NULL);
   uint8_t v[BLK];
-  fill(v, BLK, 99);
+  tu_fill(v, BLK, 99);
   assert_int_equal(cascade_put(c, NULL, "s1", 2, v, BLK, NULL), 0);
   assert_int_equal(cascade_put(c, NULL, "s2", 2, v, BLK, NULL), 0);
   must_put(c, "a", NULL);
@@ -277,7 +228,7 @@ static void test_lru_shared_block_evicts_all_its_keys(void **state) {
   must_be_gone(c, "s1", "shared block was least recently used");
   must_be_gone(c, "s2", "its block was evicted");
   check_keys(c, 4);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(DRAM(s).blocks, NBLK);
   assert_int_equal(DRAM(s).evictions, 1);
   assert_int_equal(s.dedup_bytes_saved, 0);
@@ -288,8 +239,9 @@ static void test_lru_shared_block_evicts_all_its_keys(void **state) {
 
 static void test_semantic_prefix_outlives(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
-  assert_string_equal(stats_of(c).policy, "semantic");
+  cascade *c =
+      tu_open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
+  assert_string_equal(tu_stats_of(c).policy, "semantic");
   cascade_put_opts pre;
   memset(&pre, 0, sizeof pre);
   pre.flags = CASCADE_PUT_PREFIX;
@@ -299,7 +251,7 @@ static void test_semantic_prefix_outlives(void **state) {
     snprintf(key, sizeof key, "n%d", i);
     must_put(c, key, NULL);
   }
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, NBLK);
   assert_int_equal(DRAM(s).evictions, 20 + 1 - NBLK);
   must_be_there(c, "system-prompt");
@@ -313,7 +265,7 @@ static void test_lru_ignores_prefix_flag(void **state) {
   (void)state;
   /* control for the test above: under plain LRU the untouched prefix block
    * is simply the least recently used one */
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", "lru", NULL);
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, "policy", "lru", NULL);
   cascade_put_opts pre;
   memset(&pre, 0, sizeof pre);
   pre.flags = CASCADE_PUT_PREFIX;
@@ -328,7 +280,8 @@ static void test_lru_ignores_prefix_flag(void **state) {
 
 static void test_semantic_chain_leaves_first(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
+  cascade *c =
+      tu_open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
   cascade_put_opts o;
   memset(&o, 0, sizeof o);
   must_put(c, "A", NULL);
@@ -346,7 +299,7 @@ static void test_semantic_chain_leaves_first(void **state) {
   /* the fourth slot: a pinned filler */
   cascade_view f[4];
   put_pinned(c, "F0", &f[0]);
-  assert_int_equal(DRAM(stats_of(c)).evictions, 0);
+  assert_int_equal(DRAM(tu_stats_of(c)).evictions, 0);
 
   put_pinned(c, "F1", &f[1]);
   must_be_gone(c, "C", "leaf of the chain goes first");
@@ -357,7 +310,7 @@ static void test_semantic_chain_leaves_first(void **state) {
   put_pinned(c, "F3", &f[3]);
   must_be_gone(c, "A", "root last");
   check_keys(c, NBLK);
-  assert_int_equal(DRAM(stats_of(c)).evictions, 3);
+  assert_int_equal(DRAM(tu_stats_of(c)).evictions, 3);
   for (int i = 0; i < 4; i++)
     cascade_view_release(c, &f[i]);
   cascade_close(c);
@@ -367,7 +320,8 @@ static void test_semantic_chain_partial(void **state) {
   (void)state;
   /* chain A<-B<-C, only one eviction needed: it is C even though A and B
    * are older and were never touched */
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
+  cascade *c =
+      tu_open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
   cascade_put_opts o;
   memset(&o, 0, sizeof o);
   must_put(c, "A", NULL);
@@ -389,9 +343,10 @@ static void test_semantic_chain_partial(void **state) {
 
 static void test_semantic_shared_outlives(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
+  cascade *c =
+      tu_open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
   uint8_t v[BLK];
-  fill(v, BLK, 1234);
+  tu_fill(v, BLK, 1234);
   /* the two-key block is put first (the older one) */
   assert_int_equal(cascade_put(c, NULL, "two-a", 5, v, BLK, NULL), 0);
   assert_int_equal(cascade_put(c, NULL, "two-b", 5, v, BLK, NULL), 0);
@@ -402,7 +357,7 @@ static void test_semantic_shared_outlives(void **state) {
   cascade_view f0, f1, f2;
   put_pinned(c, "F0", &f0);
   put_pinned(c, "F1", &f1);
-  assert_int_equal(DRAM(stats_of(c)).evictions, 0);
+  assert_int_equal(DRAM(tu_stats_of(c)).evictions, 0);
   put_pinned(c, "F2", &f2); /* one of "one" / the shared block must go */
   must_be_gone(c, "one", "a one-key block goes before a two-key block");
   check_keys(c, 5); /* two-a, two-b, F0, F1, F2 */
@@ -422,7 +377,8 @@ static void test_semantic_parent_becomes_leaf(void **state) {
   (void)state;
   /* A<-B; once B is deleted, A is a leaf again and competes by recency:
    * older than X, it goes first */
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
+  cascade *c =
+      tu_open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
   cascade_put_opts o;
   memset(&o, 0, sizeof o);
   must_put(c, "A", NULL);
@@ -434,7 +390,7 @@ static void test_semantic_parent_becomes_leaf(void **state) {
   cascade_view f[3];
   put_pinned(c, "F0", &f[0]);
   put_pinned(c, "F1", &f[1]);
-  assert_int_equal(DRAM(stats_of(c)).evictions, 0);
+  assert_int_equal(DRAM(tu_stats_of(c)).evictions, 0);
   put_pinned(c, "F2", &f[2]);
   must_be_gone(c, "A", "a parent whose only child is gone is a plain leaf");
   must_be_there(c, "X");
@@ -448,7 +404,7 @@ static void test_fragmentation(void **state) {
   /* four 4 KiB blocks; delete two; pin the other two.  Whether an 8 KiB
    * value then fits depends only on where the pinned blocks lie, which the
    * arena offsets of their views tell. */
-  cascade *c = open_with("dram.capacity", CAP_STR, NULL);
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, NULL);
   must_put(c, "b0", NULL);
   must_put(c, "b1", NULL);
   must_put(c, "b2", NULL);
@@ -471,7 +427,7 @@ static void test_fragmentation(void **state) {
     run = hi - (lo + BLK);
   if (size - (hi + BLK) > run)
     run = size - (hi + BLK);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.dram_free_bytes, 2 * BLK);
   assert_int_equal(s.dram_largest_free, run);
   double frag = 1.0 - (double)run / (double)(2 * BLK);
@@ -479,7 +435,7 @@ static void test_fragmentation(void **state) {
               s.dram_fragmentation < frag + 1e-9);
   uint8_t *big = malloc(2 * BLK);
   assert_non_null(big);
-  fill(big, 2 * BLK, 4321);
+  tu_fill(big, 2 * BLK, 4321);
   int rc = cascade_put(c, NULL, "big", 3, big, 2 * BLK, NULL);
   if (run >= 2 * BLK) {
     assert_int_equal(rc, 0);
@@ -506,7 +462,7 @@ static void test_fragmentation(void **state) {
 /* ---- priorities -------------------------------------------------------------- */
 
 static void priority_order(const char *policy) {
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", policy, NULL);
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, "policy", policy, NULL);
   cascade_put_opts hi, lo;
   memset(&hi, 0, sizeof hi);
   memset(&lo, 0, sizeof lo);
@@ -528,7 +484,7 @@ static void priority_order(const char *policy) {
   must_be_there(c, "high");
   put_pinned(c, "F3", &f[3]);
   must_be_gone(c, "high", "last unpinned block");
-  assert_int_equal(DRAM(stats_of(c)).evictions, 3);
+  assert_int_equal(DRAM(tu_stats_of(c)).evictions, 3);
   for (int i = 0; i < 4; i++)
     cascade_view_release(c, &f[i]);
   cascade_close(c);
@@ -549,7 +505,8 @@ static void test_priority_beats_prefix_and_refs(void **state) {
   /* "every block of a lower class is evicted before any of a higher class;
    * the policy orders blocks inside a class": a LOW protected prefix still
    * goes before a NORMAL plain block */
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
+  cascade *c =
+      tu_open_with("dram.capacity", CAP_STR, "policy", "semantic", NULL);
   cascade_put_opts lowpre;
   memset(&lowpre, 0, sizeof lowpre);
   lowpre.flags = CASCADE_PUT_PREFIX;
@@ -568,7 +525,7 @@ static void test_priority_beats_prefix_and_refs(void **state) {
 }
 
 static void set_priority_changes(const char *policy) {
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", policy, NULL);
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, "policy", policy, NULL);
   must_put(c, "A", NULL);
   must_put(c, "B", NULL);
   must_put(c, "C", NULL);
@@ -607,12 +564,12 @@ static void test_set_priority_semantic(void **state) {
 
 static void test_all_pinned_enospc(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", CAP_STR, NULL);
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, NULL);
   const char *keys[NBLK] = {"p0", "p1", "p2", "p3"};
   cascade_view v[NBLK];
   for (int i = 0; i < NBLK; i++)
     put_pinned(c, keys[i], &v[i]);
-  struct cascade_stats s0 = stats_of(c);
+  struct cascade_stats s0 = tu_stats_of(c);
   assert_int_equal(s0.views, NBLK);
 
   /* a new block: no room, nothing evictable */
@@ -620,7 +577,7 @@ static void test_all_pinned_enospc(void **state) {
   assert_int_equal(rc, -ENOSPC);
   assert_int_equal(present(c, "new"), 0);
   uint8_t small[64];
-  fill(small, sizeof small, 5);
+  tu_fill(small, sizeof small, 5);
   assert_int_equal(cascade_put(c, NULL, "tiny", 4, small, sizeof small, NULL),
                    -ENOSPC);
   /* overwriting a pinned key with new bytes needs room too; on error the
@@ -632,12 +589,12 @@ static void test_all_pinned_enospc(void **state) {
   /* nothing corrupted */
   for (int i = 0; i < NBLK; i++) {
     uint8_t want[BLK];
-    fill(want, BLK, seed_of(keys[i]));
+    tu_fill(want, BLK, tu_seed_of(keys[i]));
     assert_int_equal(v[i].len, BLK);
     assert_memory_equal(v[i].data, want, BLK);
     must_be_there(c, keys[i]);
   }
-  struct cascade_stats s1 = stats_of(c);
+  struct cascade_stats s1 = tu_stats_of(c);
   assert_int_equal(s1.keys, NBLK);
   assert_int_equal(DRAM(s1).blocks, NBLK);
   assert_int_equal(DRAM(s1).bytes, NBLK * BLK);
@@ -645,7 +602,7 @@ static void test_all_pinned_enospc(void **state) {
 
   /* content already stored needs no room: a deduplicated put succeeds */
   uint8_t same[BLK];
-  fill(same, BLK, seed_of("p1"));
+  tu_fill(same, BLK, tu_seed_of("p1"));
   assert_int_equal(cascade_put(c, NULL, "p1-copy", 7, same, BLK, NULL), 0);
   /* and so does an empty value */
   assert_int_equal(cascade_put(c, NULL, "empty", 5, same, 0, NULL), 0);
@@ -659,11 +616,11 @@ static void test_all_pinned_enospc(void **state) {
     if (i == 2)
       continue;
     uint8_t want[BLK];
-    fill(want, BLK, seed_of(keys[i]));
+    tu_fill(want, BLK, tu_seed_of(keys[i]));
     assert_memory_equal(v[i].data, want, BLK);
     cascade_view_release(c, &v[i]);
   }
-  assert_int_equal(stats_of(c).views, 0);
+  assert_int_equal(tu_stats_of(c).views, 0);
   /* the store still serves */
   must_put(c, "after", NULL);
   must_be_there(c, "after");
@@ -672,12 +629,12 @@ static void test_all_pinned_enospc(void **state) {
 
 static void test_evictions_counter(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", CAP_STR, NULL);
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, NULL);
   for (int i = 0; i < 10; i++) {
     char key[16];
     snprintf(key, sizeof key, "e%d", i);
     must_put(c, key, NULL);
-    struct cascade_stats s = stats_of(c);
+    struct cascade_stats s = tu_stats_of(c);
     uint64_t want = i + 1 > NBLK ? (uint64_t)(i + 1 - NBLK) : 0;
     if (DRAM(s).evictions != want)
       fail_msg("after %d puts: evictions %llu, want %llu", i + 1,
@@ -686,9 +643,9 @@ static void test_evictions_counter(void **state) {
   }
   /* deletes are not evictions */
   assert_int_equal(cascade_delete(c, NULL, "e9", 2), 0);
-  assert_int_equal(DRAM(stats_of(c)).evictions, 6);
+  assert_int_equal(DRAM(tu_stats_of(c)).evictions, 6);
   /* evictions are not expirations */
-  assert_int_equal(stats_of(c).expired, 0);
+  assert_int_equal(tu_stats_of(c).expired, 0);
   cascade_close(c);
 }
 

@@ -16,99 +16,31 @@
 #include <string.h>
 
 #include "cascade.h"
+#include "testutil.h"
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static void fill(void *buf, size_t n, uint64_t seed) {
-  uint8_t *p = buf;
-  uint64_t s = seed * 0x100000001b3ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    if (i % 8 == 0)
-      s ^= splitmix(&s);
-    p[i] = (uint8_t)(s >> (8 * (i % 8)));
-  }
-}
-
-static cascade *open_with(const char *name, ...) {
-  cascade_config *cfg = NULL;
-  assert_int_equal(cascade_config_new(&cfg), 0);
-  va_list ap;
-  va_start(ap, name);
-  for (const char *n = name; n; n = va_arg(ap, const char *)) {
-    const char *v = va_arg(ap, const char *);
-    assert_int_equal(cascade_config_set(cfg, n, v), 0);
-  }
-  va_end(ap);
-  cascade *c = NULL;
-  assert_int_equal(cascade_open(cfg, &c), 0);
-  cascade_config_free(cfg);
-  return c;
-}
-
-static int put_s(cascade *c, const char *ns, const char *key, const void *v,
-                 size_t vlen, const cascade_put_opts *o) {
-  return cascade_put(c, ns, key, strlen(key), v, vlen, o);
-}
-
-static void check_value(cascade *c, const char *ns, const char *key,
-                        const void *v, size_t vlen) {
-  uint8_t *buf = malloc(vlen + 16);
-  assert_non_null(buf);
-  size_t got = (size_t)-1;
-  int rc = cascade_get(c, ns, key, strlen(key), buf, vlen + 16, &got);
-  if (rc != 0)
-    fail_msg("get(%s, %s) = %d", ns ? ns : "(null)", key, rc);
-  assert_int_equal(got, vlen);
-  if (vlen)
-    assert_memory_equal(buf, v, vlen);
-  free(buf);
-}
-
-static void check_absent(cascade *c, const char *ns, const char *key) {
-  uint8_t buf[8];
-  size_t got;
-  assert_int_equal(cascade_get(c, ns, key, strlen(key), buf, sizeof buf, &got),
-                   -ENOENT);
-  assert_int_equal(cascade_exists(c, ns, key, strlen(key)), 0);
-}
-
-static struct cascade_stats stats_of(cascade *c) {
-  struct cascade_stats s;
-  memset(&s, 0xEE, sizeof s);
-  assert_int_equal(cascade_stats(c, &s), 0);
-  return s;
-}
-
-#define DRAM(s) ((s).tier[CASCADE_TIER_DRAM])
 
 /* ---- tests ----------------------------------------------------------------- */
 
 static void test_isolation_get(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t a[300], b[500], d[70];
-  fill(a, sizeof a, 1);
-  fill(b, sizeof b, 2);
-  fill(d, sizeof d, 3);
-  assert_int_equal(put_s(c, "model-a", "k", a, sizeof a, NULL), 0);
-  check_absent(c, "model-b", "k");
-  check_absent(c, NULL, "k");
-  assert_int_equal(put_s(c, "model-b", "k", b, sizeof b, NULL), 0);
-  assert_int_equal(put_s(c, NULL, "k", d, sizeof d, NULL), 0);
-  check_value(c, "model-a", "k", a, sizeof a);
-  check_value(c, "model-b", "k", b, sizeof b);
-  check_value(c, NULL, "k", d, sizeof d);
+  tu_fill(a, sizeof a, 1);
+  tu_fill(b, sizeof b, 2);
+  tu_fill(d, sizeof d, 3);
+  assert_int_equal(tu_put_s(c, "model-a", "k", a, sizeof a, NULL), 0);
+  tu_check_absent(c, "model-b", "k");
+  tu_check_absent(c, NULL, "k");
+  assert_int_equal(tu_put_s(c, "model-b", "k", b, sizeof b, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "k", d, sizeof d, NULL), 0);
+  tu_check_value(c, "model-a", "k", a, sizeof a);
+  tu_check_value(c, "model-b", "k", b, sizeof b);
+  tu_check_value(c, NULL, "k", d, sizeof d);
   /* namespace names are compared exactly */
-  check_absent(c, "model-A", "k");
-  check_absent(c, "model-", "k");
-  check_absent(c, "model-aa", "k");
+  tu_check_absent(c, "model-A", "k");
+  tu_check_absent(c, "model-", "k");
+  tu_check_absent(c, "model-aa", "k");
 
   struct cascade_key_info ki;
   assert_int_equal(cascade_key_info(c, "model-a", "k", 1, &ki), 0);
@@ -116,7 +48,7 @@ static void test_isolation_get(void **state) {
   assert_int_equal(cascade_key_info(c, "model-b", "k", 1, &ki), 0);
   assert_int_equal(ki.vlen, sizeof b);
 
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, 3);
   assert_int_equal(DRAM(s).blocks, 3);
   cascade_close(c);
@@ -124,21 +56,21 @@ static void test_isolation_get(void **state) {
 
 static void test_isolation_delete(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t a[300], b[300];
-  fill(a, sizeof a, 4);
-  fill(b, sizeof b, 5);
-  assert_int_equal(put_s(c, "x", "key", a, sizeof a, NULL), 0);
-  assert_int_equal(put_s(c, "y", "key", b, sizeof b, NULL), 0);
+  tu_fill(a, sizeof a, 4);
+  tu_fill(b, sizeof b, 5);
+  assert_int_equal(tu_put_s(c, "x", "key", a, sizeof a, NULL), 0);
+  assert_int_equal(tu_put_s(c, "y", "key", b, sizeof b, NULL), 0);
   assert_int_equal(cascade_delete(c, "x", "key", 3), 0);
-  check_absent(c, "x", "key");
-  check_value(c, "y", "key", b, sizeof b);
+  tu_check_absent(c, "x", "key");
+  tu_check_value(c, "y", "key", b, sizeof b);
   assert_int_equal(cascade_delete(c, "x", "key", 3), -ENOENT);
   assert_int_equal(cascade_delete(c, "z", "key", 3), -ENOENT);
-  check_value(c, "y", "key", b, sizeof b);
+  tu_check_value(c, "y", "key", b, sizeof b);
 
   /* TTL and priority changes stay in their namespace too */
-  assert_int_equal(put_s(c, "x", "key", a, sizeof a, NULL), 0);
+  assert_int_equal(tu_put_s(c, "x", "key", a, sizeof a, NULL), 0);
   assert_int_equal(cascade_set_ttl(c, "x", "key", 3, 600000), 0);
   assert_int_equal(cascade_set_priority(c, "x", "key", 3, CASCADE_PRIO_HIGH),
                    0);
@@ -156,37 +88,37 @@ static void test_isolation_delete(void **state) {
 
 static void test_default_namespace(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t a[100], b[100], d[100];
-  fill(a, sizeof a, 6);
-  fill(b, sizeof b, 7);
-  fill(d, sizeof d, 8);
+  tu_fill(a, sizeof a, 6);
+  tu_fill(b, sizeof b, 7);
+  tu_fill(d, sizeof d, 8);
   /* NULL, "" and "default" are one namespace */
-  assert_int_equal(put_s(c, NULL, "n", a, sizeof a, NULL), 0);
-  check_value(c, "", "n", a, sizeof a);
-  check_value(c, "default", "n", a, sizeof a);
-  assert_int_equal(put_s(c, "", "e", b, sizeof b, NULL), 0);
-  check_value(c, NULL, "e", b, sizeof b);
-  check_value(c, "default", "e", b, sizeof b);
-  assert_int_equal(put_s(c, "default", "d", d, sizeof d, NULL), 0);
-  check_value(c, NULL, "d", d, sizeof d);
-  check_value(c, "", "d", d, sizeof d);
+  assert_int_equal(tu_put_s(c, NULL, "n", a, sizeof a, NULL), 0);
+  tu_check_value(c, "", "n", a, sizeof a);
+  tu_check_value(c, "default", "n", a, sizeof a);
+  assert_int_equal(tu_put_s(c, "", "e", b, sizeof b, NULL), 0);
+  tu_check_value(c, NULL, "e", b, sizeof b);
+  tu_check_value(c, "default", "e", b, sizeof b);
+  assert_int_equal(tu_put_s(c, "default", "d", d, sizeof d, NULL), 0);
+  tu_check_value(c, NULL, "d", d, sizeof d);
+  tu_check_value(c, "", "d", d, sizeof d);
   /* overwrite through one name, read through another */
-  assert_int_equal(put_s(c, "", "n", d, sizeof d, NULL), 0);
-  check_value(c, NULL, "n", d, sizeof d);
+  assert_int_equal(tu_put_s(c, "", "n", d, sizeof d, NULL), 0);
+  tu_check_value(c, NULL, "n", d, sizeof d);
   /* delete through one name */
   assert_int_equal(cascade_delete(c, "default", "e", 1), 0);
-  check_absent(c, NULL, "e");
-  check_absent(c, "", "e");
+  tu_check_absent(c, NULL, "e");
+  tu_check_absent(c, "", "e");
   /* and it is a real namespace: not visible from others */
-  check_absent(c, "Default", "n");
-  check_absent(c, "other", "n");
-  struct cascade_stats s = stats_of(c);
+  tu_check_absent(c, "Default", "n");
+  tu_check_absent(c, "other", "n");
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, 2);
   /* dedup inside "default" works across the three spellings */
   uint64_t hits0 = s.dedup_hits;
-  assert_int_equal(put_s(c, NULL, "copy", d, sizeof d, NULL), 0);
-  s = stats_of(c);
+  assert_int_equal(tu_put_s(c, NULL, "copy", d, sizeof d, NULL), 0);
+  s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, hits0 + 1);
   assert_int_equal(DRAM(s).blocks, 1);
   cascade_close(c);
@@ -194,10 +126,10 @@ static void test_default_namespace(void **state) {
 
 static void test_namespace_names(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t a[64], b[64];
-  fill(a, sizeof a, 9);
-  fill(b, sizeof b, 10);
+  tu_fill(a, sizeof a, 9);
+  tu_fill(b, sizeof b, 10);
   char ns255[CASCADE_MAX_NS + 1], ns255b[CASCADE_MAX_NS + 1];
   char ns256[CASCADE_MAX_NS + 2];
   memset(ns255, 'q', CASCADE_MAX_NS);
@@ -206,11 +138,11 @@ static void test_namespace_names(void **state) {
   ns255b[CASCADE_MAX_NS - 1] = 'r'; /* differs only in the last byte */
   memset(ns256, 'q', CASCADE_MAX_NS + 1);
   ns256[CASCADE_MAX_NS + 1] = 0;
-  assert_int_equal(put_s(c, ns255, "k", a, sizeof a, NULL), 0);
-  assert_int_equal(put_s(c, ns255b, "k", b, sizeof b, NULL), 0);
-  check_value(c, ns255, "k", a, sizeof a);
-  check_value(c, ns255b, "k", b, sizeof b);
-  assert_int_equal(put_s(c, ns256, "k", a, sizeof a, NULL), -EINVAL);
+  assert_int_equal(tu_put_s(c, ns255, "k", a, sizeof a, NULL), 0);
+  assert_int_equal(tu_put_s(c, ns255b, "k", b, sizeof b, NULL), 0);
+  tu_check_value(c, ns255, "k", a, sizeof a);
+  tu_check_value(c, ns255b, "k", b, sizeof b);
+  assert_int_equal(tu_put_s(c, ns256, "k", a, sizeof a, NULL), -EINVAL);
   uint8_t buf[64];
   size_t got;
   assert_int_equal(cascade_get(c, ns256, "k", 1, buf, sizeof buf, &got),
@@ -218,50 +150,50 @@ static void test_namespace_names(void **state) {
   /* a 256-byte name is not silently truncated to the 255-byte one */
   assert_int_equal(cascade_exists(c, ns256, "k", 1), -EINVAL);
   /* one-byte names and names with odd characters */
-  assert_int_equal(put_s(c, "a", "k", a, sizeof a, NULL), 0);
-  assert_int_equal(put_s(c, "a/b:c d", "k", b, sizeof b, NULL), 0);
-  check_value(c, "a", "k", a, sizeof a);
-  check_value(c, "a/b:c d", "k", b, sizeof b);
-  assert_int_equal(stats_of(c).keys, 4);
+  assert_int_equal(tu_put_s(c, "a", "k", a, sizeof a, NULL), 0);
+  assert_int_equal(tu_put_s(c, "a/b:c d", "k", b, sizeof b, NULL), 0);
+  tu_check_value(c, "a", "k", a, sizeof a);
+  tu_check_value(c, "a/b:c d", "k", b, sizeof b);
+  assert_int_equal(tu_stats_of(c).keys, 4);
   cascade_close(c);
 }
 
 static void test_namespace_count(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t a[64];
-  fill(a, sizeof a, 11);
-  uint64_t n0 = stats_of(c).namespaces;
-  assert_int_equal(put_s(c, "one", "k", a, sizeof a, NULL), 0);
-  assert_int_equal(stats_of(c).namespaces, n0 + 1);
-  assert_int_equal(put_s(c, "two", "k", a, sizeof a, NULL), 0);
-  assert_int_equal(stats_of(c).namespaces, n0 + 2);
-  assert_int_equal(put_s(c, "one", "k2", a, sizeof a, NULL), 0);
-  assert_int_equal(stats_of(c).namespaces, n0 + 2);
+  tu_fill(a, sizeof a, 11);
+  uint64_t n0 = tu_stats_of(c).namespaces;
+  assert_int_equal(tu_put_s(c, "one", "k", a, sizeof a, NULL), 0);
+  assert_int_equal(tu_stats_of(c).namespaces, n0 + 1);
+  assert_int_equal(tu_put_s(c, "two", "k", a, sizeof a, NULL), 0);
+  assert_int_equal(tu_stats_of(c).namespaces, n0 + 2);
+  assert_int_equal(tu_put_s(c, "one", "k2", a, sizeof a, NULL), 0);
+  assert_int_equal(tu_stats_of(c).namespaces, n0 + 2);
   cascade_close(c);
 }
 
 static void test_dedup_not_across_namespaces(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   const size_t n = 4096;
   uint8_t *v = malloc(n);
   assert_non_null(v);
-  fill(v, n, 12);
-  assert_int_equal(put_s(c, "tenant1", "k", v, n, NULL), 0);
-  struct cascade_stats s = stats_of(c);
+  tu_fill(v, n, 12);
+  assert_int_equal(tu_put_s(c, "tenant1", "k", v, n, NULL), 0);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, 0);
   assert_int_equal(DRAM(s).blocks, 1);
   /* equal bytes, same key, other namespace: a second copy */
-  assert_int_equal(put_s(c, "tenant2", "k", v, n, NULL), 0);
-  s = stats_of(c);
+  assert_int_equal(tu_put_s(c, "tenant2", "k", v, n, NULL), 0);
+  s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, 0);
   assert_int_equal(s.dedup_bytes_saved, 0);
   assert_int_equal(DRAM(s).blocks, 2);
   assert_int_equal(DRAM(s).bytes, 2 * n);
   /* and a different key in a third namespace: a third copy */
-  assert_int_equal(put_s(c, "tenant3", "other", v, n, NULL), 0);
-  s = stats_of(c);
+  assert_int_equal(tu_put_s(c, "tenant3", "other", v, n, NULL), 0);
+  s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, 0);
   assert_int_equal(DRAM(s).blocks, 3);
   struct cascade_key_info ki;
@@ -271,8 +203,8 @@ static void test_dedup_not_across_namespaces(void **state) {
   assert_int_equal(ki.refs, 1);
 
   /* within one namespace it does dedup */
-  assert_int_equal(put_s(c, "tenant1", "k-copy", v, n, NULL), 0);
-  s = stats_of(c);
+  assert_int_equal(tu_put_s(c, "tenant1", "k-copy", v, n, NULL), 0);
+  s = tu_stats_of(c);
   assert_int_equal(s.dedup_hits, 1);
   assert_int_equal(s.dedup_bytes_saved, n);
   assert_int_equal(DRAM(s).blocks, 3);
@@ -285,9 +217,9 @@ static void test_dedup_not_across_namespaces(void **state) {
   /* deleting tenant1's keys leaves tenant2's copy intact */
   assert_int_equal(cascade_delete(c, "tenant1", "k", 1), 0);
   assert_int_equal(cascade_delete(c, "tenant1", "k-copy", 6), 0);
-  check_value(c, "tenant2", "k", v, n);
-  check_value(c, "tenant3", "other", v, n);
-  s = stats_of(c);
+  tu_check_value(c, "tenant2", "k", v, n);
+  tu_check_value(c, "tenant3", "other", v, n);
+  s = tu_stats_of(c);
   assert_int_equal(DRAM(s).blocks, 2);
   assert_int_equal(s.dedup_bytes_saved, 0);
   free(v);
@@ -296,20 +228,20 @@ static void test_dedup_not_across_namespaces(void **state) {
 
 static void test_dedup_within_namespace(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   const size_t n = 1000;
   uint8_t v[1000];
-  fill(v, n, 13);
-  assert_int_equal(put_s(c, "ns", "k1", v, n, NULL), 0);
-  assert_int_equal(put_s(c, "ns", "k2", v, n, NULL), 0);
-  struct cascade_stats s = stats_of(c);
+  tu_fill(v, n, 13);
+  assert_int_equal(tu_put_s(c, "ns", "k1", v, n, NULL), 0);
+  assert_int_equal(tu_put_s(c, "ns", "k2", v, n, NULL), 0);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(DRAM(s).blocks, 1);
   assert_int_equal(DRAM(s).bytes, n);
   assert_int_equal(s.dedup_hits, 1);
   assert_int_equal(s.dedup_bytes_saved, n);
   assert_int_equal(s.keys, 2);
-  check_value(c, "ns", "k1", v, n);
-  check_value(c, "ns", "k2", v, n);
+  tu_check_value(c, "ns", "k1", v, n);
+  tu_check_value(c, "ns", "k2", v, n);
   cascade_close(c);
 }
 
@@ -318,33 +250,33 @@ static void test_wrong_cid_stays_in_namespace(void **state) {
   /* "a wrong id makes deduplication share wrong bytes (inside that
    * namespace only)": a lie told in namespace "liar" must not leak into
    * namespace "honest". */
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v1[512], v2[512];
-  fill(v1, sizeof v1, 14);
-  fill(v2, sizeof v2, 15);
+  tu_fill(v1, sizeof v1, 14);
+  tu_fill(v2, sizeof v2, 15);
   cascade_put_opts o;
   memset(&o, 0, sizeof o);
   o.flags = CASCADE_PUT_HAVE_CID;
   assert_int_equal(cascade_content_id(v2, sizeof v2, &o.cid), 0);
   /* store v1's bytes claiming v2's content id */
-  assert_int_equal(put_s(c, "liar", "k", v1, sizeof v1, &o), 0);
+  assert_int_equal(tu_put_s(c, "liar", "k", v1, sizeof v1, &o), 0);
   /* an honest put of v2 in another namespace gets its own bytes */
-  assert_int_equal(put_s(c, "honest", "k", v2, sizeof v2, NULL), 0);
-  check_value(c, "honest", "k", v2, sizeof v2);
-  assert_int_equal(put_s(c, "honest", "k2", v2, sizeof v2, &o), 0);
-  check_value(c, "honest", "k2", v2, sizeof v2);
-  struct cascade_stats s = stats_of(c);
+  assert_int_equal(tu_put_s(c, "honest", "k", v2, sizeof v2, NULL), 0);
+  tu_check_value(c, "honest", "k", v2, sizeof v2);
+  assert_int_equal(tu_put_s(c, "honest", "k2", v2, sizeof v2, &o), 0);
+  tu_check_value(c, "honest", "k2", v2, sizeof v2);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(DRAM(s).blocks, 2);
   cascade_close(c);
 }
 
 static void test_match_prefix_per_namespace(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "4m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
   uint8_t v[64];
   cascade_key keys[4] = {{"c0", 2}, {"c1", 2}, {"c2", 2}, {"c3", 2}};
   for (int i = 0; i < 4; i++) {
-    fill(v, sizeof v, 20 + (uint64_t)i);
+    tu_fill(v, sizeof v, 20 + (uint64_t)i);
     assert_int_equal(cascade_put(c, "p", keys[i].key, 2, v, sizeof v, NULL), 0);
     if (i < 2)
       assert_int_equal(cascade_put(c, "q", keys[i].key, 2, v, sizeof v, NULL),

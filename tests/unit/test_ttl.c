@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "cascade.h"
+#include "testutil.h"
 
 #define BLK 4096u
 #define NBLK 4
@@ -29,71 +30,16 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static void fill(void *buf, size_t n, uint64_t seed) {
-  uint8_t *p = buf;
-  uint64_t s = seed * 0x100000001b3ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    if (i % 8 == 0)
-      s ^= splitmix(&s);
-    p[i] = (uint8_t)(s >> (8 * (i % 8)));
-  }
-}
-
-static uint64_t seed_of(const char *key) {
-  uint64_t h = 1469598103934665603ull;
-  for (const char *p = key; *p; p++)
-    h = (h ^ (uint8_t)*p) * 1099511628211ull;
-  return h;
-}
-
 static void sleep_ms(unsigned ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0) {
   }
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static cascade *open_with(const char *name, ...) {
-  cascade_config *cfg = NULL;
-  assert_int_equal(cascade_config_new(&cfg), 0);
-  va_list ap;
-  va_start(ap, name);
-  for (const char *n = name; n; n = va_arg(ap, const char *)) {
-    const char *v = va_arg(ap, const char *);
-    assert_int_equal(cascade_config_set(cfg, n, v), 0);
-  }
-  va_end(ap);
-  cascade *c = NULL;
-  assert_int_equal(cascade_open(cfg, &c), 0);
-  cascade_config_free(cfg);
-  return c;
-}
-
-static struct cascade_stats stats_of(cascade *c) {
-  struct cascade_stats s;
-  memset(&s, 0xEE, sizeof s);
-  assert_int_equal(cascade_stats(c, &s), 0);
-  return s;
-}
-
-#define DRAM(s) ((s).tier[CASCADE_TIER_DRAM])
-
 static int put_ttl(cascade *c, const char *key, size_t len, uint64_t ttl,
                    const cascade_put_opts *base) {
   uint8_t v[BLK];
-  fill(v, len, seed_of(key));
+  tu_fill(v, len, tu_seed_of(key));
   cascade_put_opts o;
   if (base)
     o = *base;
@@ -111,7 +57,7 @@ static void must_put(cascade *c, const char *key, size_t len, uint64_t ttl) {
 
 static void must_be_there(cascade *c, const char *key, size_t len) {
   uint8_t v[BLK], buf[BLK];
-  fill(v, len, seed_of(key));
+  tu_fill(v, len, tu_seed_of(key));
   size_t got = 0;
   int rc = cascade_get(c, NULL, key, strlen(key), buf, sizeof buf, &got);
   if (rc != 0)
@@ -146,8 +92,8 @@ static int64_t ttl_left(cascade *c, const char *key) {
 
 static void test_ttl_expires(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "1m", NULL);
-  uint64_t t0 = now_ms();
+  cascade *c = tu_open_with("dram.capacity", "1m", NULL);
+  uint64_t t0 = tu_now_ms();
   must_put(c, "short", 1000, 200);
   must_put(c, "forever", 1000, 0);
   /* present before */
@@ -155,7 +101,7 @@ static void test_ttl_expires(void **state) {
   assert_int_equal(cascade_exists(c, NULL, "short", 5), 1);
   int64_t left = ttl_left(c, "short");
   assert_true(left > 0 && left <= 200);
-  if (now_ms() - t0 > 150) { /* machine too slow to tell */
+  if (tu_now_ms() - t0 > 150) { /* machine too slow to tell */
     cascade_close(c);
     skip();
   }
@@ -167,7 +113,7 @@ static void test_ttl_expires(void **state) {
   assert_int_equal(cascade_delete(c, NULL, "short", 5), -ENOENT);
   assert_int_equal(cascade_set_ttl(c, NULL, "short", 5, 1000), -ENOENT);
   assert_int_equal(cascade_set_priority(c, NULL, "short", 5, 1), -ENOENT);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.expired, 1);
   assert_int_equal(s.keys, 1);
   assert_int_equal(DRAM(s).blocks, 1);
@@ -180,7 +126,7 @@ static void test_ttl_expires(void **state) {
 
 static void test_ttl_decreasing(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "1m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "1m", NULL);
   must_put(c, "k", 100, 60000);
   int64_t t1 = ttl_left(c, "k");
   assert_true(t1 > 50000 && t1 <= 60000);
@@ -198,7 +144,7 @@ static void test_ttl_decreasing(void **state) {
 
 static void test_set_ttl(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "1m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "1m", NULL);
   must_put(c, "k", 500, 0);
   assert_int_equal(ttl_left(c, "k"), -1);
   /* add an expiry */
@@ -210,7 +156,7 @@ static void test_set_ttl(void **state) {
   assert_int_equal(ttl_left(c, "k"), -1);
   sleep_ms(500);
   must_be_there(c, "k", 500);
-  assert_int_equal(stats_of(c).expired, 0);
+  assert_int_equal(tu_stats_of(c).expired, 0);
   /* replace a long expiry with a short one */
   assert_int_equal(cascade_set_ttl(c, NULL, "k", 1, 600000), 0);
   left = ttl_left(c, "k");
@@ -220,7 +166,7 @@ static void test_set_ttl(void **state) {
   assert_true(left > 0 && left <= 200);
   sleep_ms(500);
   must_be_expired(c, "k");
-  assert_int_equal(stats_of(c).expired, 1);
+  assert_int_equal(tu_stats_of(c).expired, 1);
   assert_int_equal(cascade_set_ttl(c, NULL, "nope", 4, 100), -ENOENT);
   assert_int_equal(cascade_set_ttl(c, NULL, "k", 1, 100), -ENOENT);
   cascade_close(c);
@@ -228,7 +174,7 @@ static void test_set_ttl(void **state) {
 
 static void test_overwrite_resets_ttl(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "1m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "1m", NULL);
   must_put(c, "k", 300, 200);
   /* a plain overwrite (no KEEPTTL, ttl 0) persists the key */
   must_put(c, "k", 300, 0);
@@ -245,13 +191,13 @@ static void test_overwrite_resets_ttl(void **state) {
   sleep_ms(500);
   must_be_there(c, "k", 300);
   must_be_expired(c, "j");
-  assert_int_equal(stats_of(c).expired, 1);
+  assert_int_equal(tu_stats_of(c).expired, 1);
   cascade_close(c);
 }
 
 static void test_expired_everywhere_absent(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "1m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "1m", NULL);
   /* chain c0 c1 c2 c3 with c1 short-lived */
   must_put(c, "c0", 64, 0);
   must_put(c, "c1", 64, 200);
@@ -291,20 +237,20 @@ static void test_expired_everywhere_absent(void **state) {
 
 static void test_expired_counter(void **state) {
   (void)state;
-  cascade *c = open_with("dram.capacity", "1m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "1m", NULL);
   must_put(c, "t0", 128, 100);
   must_put(c, "t1", 192, 100);
   must_put(c, "t2", 256, 100);
   must_put(c, "p0", 320, 0);
   must_put(c, "p1", 384, 0);
-  assert_int_equal(stats_of(c).expired, 0);
+  assert_int_equal(tu_stats_of(c).expired, 0);
   sleep_ms(350);
   must_be_expired(c, "t0");
   must_be_expired(c, "t1");
   must_be_expired(c, "t2");
   must_be_there(c, "p0", 320);
   must_be_there(c, "p1", 384);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.expired, 3);
   assert_int_equal(s.keys, 2);
   assert_int_equal(DRAM(s).blocks, 2);
@@ -312,20 +258,20 @@ static void test_expired_counter(void **state) {
   assert_int_equal(s.deletes, 0);
   /* repeated reads of an expired key do not count it again */
   must_be_expired(c, "t0");
-  assert_int_equal(stats_of(c).expired, 3);
+  assert_int_equal(tu_stats_of(c).expired, 3);
   cascade_close(c);
 }
 
 static void test_stats_count_only_live_keys(void **state) {
   (void)state;
   /* no read touches the expired keys: stats alone must not count them */
-  cascade *c = open_with("dram.capacity", "1m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "1m", NULL);
   must_put(c, "t0", 128, 100);
   must_put(c, "t1", 192, 100);
   must_put(c, "p0", 320, 0);
-  assert_int_equal(stats_of(c).keys, 3);
+  assert_int_equal(tu_stats_of(c).keys, 3);
   sleep_ms(350);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, 1);
   assert_int_equal(s.expired, 2);
   assert_int_equal(DRAM(s).blocks, 1);
@@ -336,10 +282,10 @@ static void test_stats_count_only_live_keys(void **state) {
 static void test_expired_shared_block(void **state) {
   (void)state;
   /* two keys share bytes; one expires: the other keeps the block */
-  cascade *c = open_with("dram.capacity", "1m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "1m", NULL);
   must_put(c, "a", 1024, 100);
   uint8_t v[1024];
-  fill(v, sizeof v, seed_of("a"));
+  tu_fill(v, sizeof v, tu_seed_of("a"));
   assert_int_equal(cascade_put(c, NULL, "b", 1, v, sizeof v, NULL), 0);
   struct cascade_key_info ki;
   assert_int_equal(cascade_key_info(c, NULL, "b", 1, &ki), 0);
@@ -353,7 +299,7 @@ static void test_expired_shared_block(void **state) {
   assert_memory_equal(buf, v, sizeof v);
   assert_int_equal(cascade_key_info(c, NULL, "b", 1, &ki), 0);
   assert_int_equal(ki.refs, 1);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(DRAM(s).blocks, 1);
   assert_int_equal(s.keys, 1);
   cascade_close(c);
@@ -362,14 +308,14 @@ static void test_expired_shared_block(void **state) {
 static void test_view_outlives_expiry(void **state) {
   (void)state;
   /* a held view keeps its bytes after the key's TTL passes */
-  cascade *c = open_with("dram.capacity", "1m", NULL);
+  cascade *c = tu_open_with("dram.capacity", "1m", NULL);
   must_put(c, "v", 2048, 200);
   cascade_view view;
   assert_int_equal(cascade_get_view(c, NULL, "v", 1, &view), 0);
   sleep_ms(500);
   must_be_expired(c, "v");
   uint8_t want[2048];
-  fill(want, sizeof want, seed_of("v"));
+  tu_fill(want, sizeof want, tu_seed_of("v"));
   assert_int_equal(view.len, sizeof want);
   assert_memory_equal(view.data, want, sizeof want);
   /* new puts may reuse space, but not the pinned bytes */
@@ -380,7 +326,7 @@ static void test_view_outlives_expiry(void **state) {
   }
   assert_memory_equal(view.data, want, sizeof want);
   cascade_view_release(c, &view);
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.views, 0);
   assert_int_equal(DRAM(s).blocks, 50);
   assert_int_equal(DRAM(s).bytes, 50 * 2048);
@@ -388,7 +334,7 @@ static void test_view_outlives_expiry(void **state) {
 }
 
 static void expired_reclaimed_first(const char *policy, int protect) {
-  cascade *c = open_with("dram.capacity", CAP_STR, "policy", policy, NULL);
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, "policy", policy, NULL);
   cascade_put_opts o;
   memset(&o, 0, sizeof o);
   if (protect) {
@@ -411,7 +357,7 @@ static void expired_reclaimed_first(const char *policy, int protect) {
   must_be_there(c, "k3", BLK);
   must_be_there(c, "k4", BLK);
   must_be_expired(c, "k2");
-  struct cascade_stats s = stats_of(c);
+  struct cascade_stats s = tu_stats_of(c);
   assert_int_equal(s.keys, 4);
   assert_int_equal(s.expired, 1);
   cascade_close(c);
