@@ -97,6 +97,7 @@ typedef struct cascade_blk {
   _Atomic uint32_t pins;         /* count | BLK_DEAD */
   int cls;                       /* policy class the item is in, -1 none */
   uint32_t nprefix;              /* keys with CASCADE_PUT_PREFIX */
+  uint32_t nprio[NCLASSES];      /* keys per priority class */
   uint32_t drefs;                /* live (1) + children pointing here
                                     + 1 while on an eviction aside list */
   kent *keys;                    /* key list head */

@@ -296,12 +296,15 @@ static void blk_put_dref(cascade_blk *b) {
   blk_maybe_free(b);
 }
 
+/* The class of a block: the highest priority among its keys.  O(1): the
+ * block counts its keys per class (a block may be shared by very many). */
 static int blk_class(const cascade_blk *b) {
-  int p = CASCADE_PRIO_LOW;
-  for (const kent *k = b->keys; k; k = k->bnext)
-    if (k->prio > p) p = k->prio;
-  return p - CASCADE_PRIO_LOW;
+  for (int cls = NCLASSES - 1; cls > 0; cls--)
+    if (b->nprio[cls]) return cls;
+  return 0;
 }
+
+static int prio_class(int prio) { return prio - CASCADE_PRIO_LOW; }
 
 /* Re-derive the policy attributes of a live block after its keys changed;
  * moves it between priority classes.  Blocks set aside by eviction are not
@@ -352,6 +355,19 @@ static void key_attach(cascade *c, kent *k, cascade_blk *b) {
   b->keys = k;
   if (++b->pi.refs > 1) c->dedup_saved += b->len;
   if (k->flags & CASCADE_PUT_PREFIX) b->nprefix++;
+  b->nprio[prio_class(k->prio)]++;
+  blk_refresh(c, b);
+}
+
+/* Change the flags and priority of a key attached to its block. */
+static void key_set_attrs(cascade *c, kent *k, unsigned flags, int prio) {
+  cascade_blk *b = k->blk;
+  b->nprefix -= (k->flags & CASCADE_PUT_PREFIX) != 0;
+  b->nprio[prio_class(k->prio)]--;
+  k->flags = (uint8_t)(flags & CASCADE_PUT_PREFIX);
+  k->prio = (int8_t)prio;
+  b->nprefix += (k->flags & CASCADE_PUT_PREFIX) != 0;
+  b->nprio[prio_class(k->prio)]++;
   blk_refresh(c, b);
 }
 
@@ -365,6 +381,7 @@ static void key_detach(cascade *c, kent *k, cascade_blk *b) {
   if (k->bnext) k->bnext->bprev = k->bprev;
   if (--b->pi.refs > 0) c->dedup_saved -= b->len;
   if (k->flags & CASCADE_PUT_PREFIX) b->nprefix--;
+  b->nprio[prio_class(k->prio)]--;
   if (b->pi.refs == 0)
     blk_remove(c, b);
   else
@@ -452,11 +469,16 @@ static void unpin(cascade *c, cascade_blk *b) {
   }
 }
 
+/* Record a use of b: a new access tick (lock-free; see policy.h). */
+static void touch(cascade *c, cascade_blk *b) {
+  uint64_t t = atomic_fetch_add_explicit(&c->tick, 1, memory_order_relaxed);
+  atomic_store_explicit(&b->pi.atime, t + 1, memory_order_relaxed);
+}
+
 /* shard lock held; the key points at a live block */
 static void pin_and_touch(cascade *c, cascade_blk *b) {
   atomic_fetch_add_explicit(&b->pins, 1, memory_order_acq_rel);
-  uint64_t t = atomic_fetch_add_explicit(&c->tick, 1, memory_order_relaxed);
-  atomic_store_explicit(&b->pi.atime, t + 1, memory_order_relaxed);
+  touch(c, b);
   uint32_t h = atomic_load_explicit(&b->pi.nhits, memory_order_relaxed);
   if (h != UINT32_MAX)
     atomic_store_explicit(&b->pi.nhits, h + 1, memory_order_relaxed);
@@ -640,15 +662,10 @@ static void key_set(cascade *c, put_state *ps, const ns_obj *ns,
   else if (!(o->flags & CASCADE_PUT_KEEPTTL))
     k->expire_ns = 0;
   k->blk = b;
-  uint8_t oldflags = k->flags;
   pthread_mutex_unlock(&lk->sh->lock);
 
   if (old == b) { /* same content again: attributes only */
-    if ((oldflags ^ o->flags) & CASCADE_PUT_PREFIX)
-      b->nprefix += (o->flags & CASCADE_PUT_PREFIX) ? 1 : -1;
-    k->flags = (uint8_t)(o->flags & CASCADE_PUT_PREFIX);
-    k->prio = (int8_t)o->priority;
-    blk_refresh(c, b);
+    key_set_attrs(c, k, o->flags, o->priority);
   } else {
     if (old) key_detach(c, k, old); /* with the old attributes */
     k->flags = (uint8_t)(o->flags & CASCADE_PUT_PREFIX);
@@ -750,7 +767,8 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
     }
     cascade_blk *b = NULL;
     if (c->cfg.dedup && ps[i].has_cid) b = ctab_find(c, nso, &ps[i].cid);
-    if (b) { /* stored already: share it, no copy */
+    if (b) { /* stored already: share it, no copy; a put is a use */
+      touch(c, b);
       key_set(c, &ps[i], nso, b, o);
       blk_set_parent(c, b, &nslk, o);
       c->dedup_hits++;
@@ -804,13 +822,13 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
         it->rc = rc;
       } else if (c->cfg.dedup && b->has_cid &&
                  (dup = ctab_find(c, nso, &b->cid))) {
-        key_set(c, &ps[i], nso, dup, o); /* raced with an equal put */
+        touch(c, dup); /* raced with an equal put */
+        key_set(c, &ps[i], nso, dup, o);
         blk_set_parent(c, dup, &nslk, o);
         c->dedup_hits++;
         c->puts++;
       } else {
-        uint64_t t = atomic_fetch_add(&c->tick, 1) + 1;
-        atomic_store_explicit(&b->pi.atime, t, memory_order_relaxed);
+        touch(c, b);
         b->live = 1;
         c->nblocks++;
         c->bytes += b->len;
@@ -1081,10 +1099,7 @@ int cascade_set_priority(cascade *c, const char *ns, const void *key,
     return -EINVAL;
   pthread_mutex_lock(&c->mem_lock);
   kent *k = find_live_locked(c, &lk);
-  if (k) {
-    k->prio = (int8_t)priority;
-    blk_refresh(c, k->blk);
-  }
+  if (k) key_set_attrs(c, k, k->flags, priority);
   pthread_mutex_unlock(&c->mem_lock);
   return k ? 0 : -ENOENT;
 }

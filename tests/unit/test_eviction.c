@@ -562,6 +562,48 @@ static void test_set_priority_semantic(void **state) {
 
 /* ---- pinned ---------------------------------------------------------------------- */
 
+/* A block's class is the highest priority among the keys sharing it, kept
+ * as counts per class: many keys on one block stay cheap, and the class
+ * falls back when the last HIGH key goes. */
+static void test_shared_block_class_follows_its_keys(void **state) {
+  (void)state;
+  cascade *c = tu_open_with("dram.capacity", CAP_STR, "policy", "lru", NULL);
+  uint8_t v[BLK];
+  tu_fill(v, BLK, 4242);
+  cascade_put_opts hi;
+  memset(&hi, 0, sizeof hi);
+  hi.priority = CASCADE_PRIO_HIGH;
+  /* the shared block S: 20,000 NORMAL keys and one HIGH key */
+  for (int i = 0; i < 20000; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "s%d", i);
+    assert_int_equal(cascade_put(c, NULL, key, strlen(key), v, BLK, NULL), 0);
+  }
+  assert_int_equal(cascade_put(c, NULL, "s-high", 6, v, BLK, &hi), 0);
+  assert_int_equal(DRAM(tu_stats_of(c)).blocks, 1);
+  must_put(c, "plain", NULL); /* NORMAL, newer than S */
+  cascade_view f[3];
+  put_pinned(c, "F0", &f[0]);
+  put_pinned(c, "F1", &f[1]);
+  put_pinned(c, "F2", &f[2]);
+  /* full: the NORMAL block goes, S (HIGH through one key) stays */
+  must_be_gone(c, "plain", "NORMAL before the shared HIGH block");
+  assert_int_equal(cascade_exists(c, NULL, "s0", 2), 1);
+  /* without its HIGH key S is NORMAL again, and older than "plain2" */
+  assert_int_equal(cascade_delete(c, NULL, "s-high", 6), 0);
+  cascade_view_release(c, &f[2]);
+  must_put(c, "plain2", NULL);
+  put_pinned(c, "F3", &f[2]);
+  assert_int_equal(cascade_exists(c, NULL, "s0", 2), 0);
+  assert_int_equal(cascade_exists(c, NULL, "s19999", 6), 0);
+  must_be_there(c, "plain2");
+  struct cascade_stats st = tu_stats_of(c);
+  assert_int_equal(st.keys, 4); /* plain2 + three pinned fillers */
+  for (int i = 0; i < 3; i++)
+    cascade_view_release(c, &f[i]);
+  cascade_close(c);
+}
+
 static void test_all_pinned_enospc(void **state) {
   (void)state;
   cascade *c = tu_open_with("dram.capacity", CAP_STR, NULL);
@@ -668,6 +710,7 @@ int main(void) {
       cmocka_unit_test(test_priority_beats_prefix_and_refs),
       cmocka_unit_test(test_set_priority_lru),
       cmocka_unit_test(test_set_priority_semantic),
+      cmocka_unit_test(test_shared_block_class_follows_its_keys),
       cmocka_unit_test(test_all_pinned_enospc),
       cmocka_unit_test(test_evictions_counter),
   };
