@@ -88,14 +88,16 @@ typedef struct kent {
 } kent;
 
 typedef struct cascade_blk {
-  pol_item pi;                   /* must stay first (container_of) */
-  dram_ext *ext;
+  /* first cache line: everything the hit path touches */
+  pol_item pi;                   /* must stay first (container_of); atime */
   uint64_t off;                  /* arena offset or DRAM_OFF_EMPTY */
   uint64_t len;                  /* value bytes */
-  cascade_cid cid;
-  const ns_obj *ns;
   _Atomic uint32_t pins;         /* count | BLK_DEAD */
   int cls;                       /* policy class the item is in, -1 none */
+  /* the rest: puts, removal, eviction (mem_lock) */
+  dram_ext *ext;
+  cascade_cid cid;
+  const ns_obj *ns;
   uint32_t nprefix;              /* keys with CASCADE_PUT_PREFIX */
   uint32_t nprio[NCLASSES];      /* keys per priority class */
   uint32_t drefs;                /* live (1) + children pointing here
@@ -105,7 +107,7 @@ typedef struct cascade_blk {
   struct cascade_blk *cnext;     /* content table chain */
   struct cascade_blk *aside;     /* pinned victims set aside by eviction */
   uint8_t live, in_ctab, ext_freed, has_cid;
-} cascade_blk;
+} __attribute__((aligned(64))) cascade_blk;
 
 typedef struct shard {
   pthread_mutex_t lock;

@@ -776,7 +776,8 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       ps[i].state = PS_DONE;
       continue;
     }
-    b = calloc(1, sizeof *b);
+    b = aligned_alloc(64, sizeof *b); /* hit-path fields in one line */
+    if (b) memset(b, 0, sizeof *b);
     if (!b) {
       it->rc = -ENOMEM;
       ps[i].state = PS_SKIP;
