@@ -145,6 +145,8 @@ struct cascade {
   uint64_t cmask, ccount;
   kent **ttl;                    /* min-heap on expire_ns */
   size_t nttl, cttl;
+  cascade_blk *blk_cache;        /* recycled descriptors (via cnext) */
+  uint32_t nblk_cache;
   ns_obj *nslist;
   uint32_t nns;
   /* counters under mem_lock */

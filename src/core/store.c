@@ -281,8 +281,35 @@ static int ttl_update(cascade *c, kent *k) {
 
 /* ---- blocks (mem_lock) -------------------------------------------------- */
 
-static void blk_maybe_free(cascade_blk *b) {
-  if (b->ext_freed && b->drefs == 0) free(b);
+/* Block descriptors are recycled through a small cache (mem_lock), so a
+ * steady stream of puts and evictions does not go through malloc. */
+#define BLK_CACHE_MAX 4096
+
+static cascade_blk *blk_new(cascade *c) {
+  cascade_blk *b = c->blk_cache;
+  if (b) {
+    c->blk_cache = b->cnext;
+    c->nblk_cache--;
+  } else if (!(b = aligned_alloc(64, sizeof *b))) { /* hit-path fields in
+                                                      one cache line */
+    return NULL;
+  }
+  memset(b, 0, sizeof *b);
+  return b;
+}
+
+static void blk_release(cascade *c, cascade_blk *b) {
+  if (c->nblk_cache < BLK_CACHE_MAX) {
+    b->cnext = c->blk_cache;
+    c->blk_cache = b;
+    c->nblk_cache++;
+  } else {
+    free(b);
+  }
+}
+
+static void blk_maybe_free(cascade *c, cascade_blk *b) {
+  if (b->ext_freed && b->drefs == 0) blk_release(c, b);
 }
 
 static void blk_free_ext(cascade *c, cascade_blk *b) {
@@ -291,9 +318,9 @@ static void blk_free_ext(cascade *c, cascade_blk *b) {
   b->ext_freed = 1;
 }
 
-static void blk_put_dref(cascade_blk *b) {
+static void blk_put_dref(cascade *c, cascade_blk *b) {
   b->drefs--;
-  blk_maybe_free(b);
+  blk_maybe_free(c, b);
 }
 
 /* The class of a block: the highest priority among its keys.  O(1): the
@@ -329,7 +356,7 @@ static void blk_unparent(cascade *c, cascade_blk *b) {
   b->parent = NULL;
   p->pi.nchildren--;
   if (p->live) blk_refresh(c, p);
-  blk_put_dref(p);
+  blk_put_dref(c, p);
 }
 
 /* Take a block out of everything once its last key is gone. */
@@ -343,7 +370,7 @@ static void blk_remove(cascade *c, cascade_blk *b) {
   uint32_t old = atomic_fetch_or_explicit(&b->pins, BLK_DEAD,
                                           memory_order_acq_rel);
   if ((old & ~BLK_DEAD) == 0) blk_free_ext(c, b);
-  blk_put_dref(b);
+  blk_put_dref(c, b);
 }
 
 /* Link k into b's key list; k->blk must already be b (set under the shard
@@ -454,7 +481,7 @@ static void put_back_aside(cascade *c, cascade_blk *aside) {
     aside = b->aside;
     b->aside = NULL;
     if (b->live) policy_insert(&c->pol[b->cls], &b->pi); /* reserved */
-    blk_put_dref(b);
+    blk_put_dref(c, b);
   }
 }
 
@@ -464,7 +491,7 @@ static void unpin(cascade *c, cascade_blk *b) {
     /* removed while we held it: we are the one to free its extent */
     pthread_mutex_lock(&c->mem_lock);
     blk_free_ext(c, b);
-    blk_maybe_free(b);
+    blk_maybe_free(c, b);
     pthread_mutex_unlock(&c->mem_lock);
   }
 }
@@ -555,6 +582,11 @@ void cascade_close(cascade *c) {
     free(c->shards);
   }
   for (int i = 0; i < NCLASSES; i++) policy_fini(&c->pol[i]);
+  while (c->blk_cache) {
+    cascade_blk *b = c->blk_cache;
+    c->blk_cache = b->cnext;
+    free(b);
+  }
   free(c->ctab);
   free(c->ttl);
   while (c->nslist) {
@@ -723,8 +755,7 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       it->rc = -EFBIG;
       continue;
     }
-    ps[i].spare = malloc(sizeof(kent) + it->klen);
-    if (!ps[i].spare) {
+    if (!(ps[i].spare = malloc(sizeof(kent) + it->klen))) {
       it->rc = -ENOMEM;
       continue;
     }
@@ -776,8 +807,7 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       ps[i].state = PS_DONE;
       continue;
     }
-    b = aligned_alloc(64, sizeof *b); /* hit-path fields in one line */
-    if (b) memset(b, 0, sizeof *b);
+    b = blk_new(c);
     if (!b) {
       it->rc = -ENOMEM;
       ps[i].state = PS_SKIP;
@@ -788,7 +818,7 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       if (rc != -ENOSPC || !evict_one(c, &aside)) break;
     }
     if (rc < 0) {
-      free(b);
+      blk_release(c, b);
       it->rc = rc;
       ps[i].state = PS_SKIP;
       continue;
@@ -842,7 +872,7 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       }
       if (b) { /* not published */
         dram_free(c->dram, b->ext);
-        free(b);
+        blk_release(c, b);
       }
     }
     if (it->rc == 0) stored++;
