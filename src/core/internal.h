@@ -157,6 +157,11 @@ struct cascade {
   lat_hist *get_lat, *put_lat;
 };
 
+/* copy.c: copy with streaming stores (for data not read back soon); the
+ * bytes are visible to other threads once it returns. */
+void copy_stream(void *dst, const void *src, size_t n);
+#define COPY_OUT_STREAM_MIN (UINT64_C(1) << 20) /* gets stream from here */
+
 /* hash.c */
 void hash_sha256_cid(const void *data, size_t len, cascade_cid *out);
 

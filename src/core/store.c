@@ -838,7 +838,7 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
   /* 2: copy values into the arena (no lock) */
   for (size_t i = 0; i < n; i++)
     if (ps[i].state == PS_NEW && items[i].vlen)
-      memcpy(c->base + ps[i].blk->off, items[i].value, items[i].vlen);
+      copy_stream(c->base + ps[i].blk->off, items[i].value, items[i].vlen);
 
   /* 3: publish (mem_lock) */
   int stored = 0;
@@ -893,6 +893,15 @@ int cascade_put(cascade *c, const char *ns, const void *key, size_t klen,
 
 /* ---- get --------------------------------------------------------------------- */
 
+/* Copy a value out to a caller's buffer: streaming stores for large blocks
+ * (their destination would not stay in cache anyway), memcpy otherwise. */
+static void copy_out(void *dst, const void *src, uint64_t n) {
+  if (n >= COPY_OUT_STREAM_MIN)
+    copy_stream(dst, src, n);
+  else if (n)
+    memcpy(dst, src, n);
+}
+
 /* shard lock held: the live block of lk, pinned, or NULL. */
 static cascade_blk *lookup_pin(cascade *c, const lookup *lk) {
   shard *sh = lk->sh;
@@ -921,8 +930,8 @@ int cascade_get(cascade *c, const char *ns, const void *key, size_t klen,
   *vlen = b->len;
   if (b->len > cap) {
     rc = -ENOBUFS;
-  } else if (b->len) {
-    memcpy(buf, c->base + b->off, b->len);
+  } else {
+    copy_out(buf, c->base + b->off, b->len);
   }
   unpin(c, b);
   if (c->get_lat) lat_record(c->get_lat, now_mono_ns() - t0);
@@ -1015,7 +1024,7 @@ int cascade_get_batch(cascade *c, const char *ns, cascade_get_item *items,
       if (b->len > it->cap) {
         it->rc = -ENOBUFS;
       } else {
-        if (b->len) memcpy(it->buf, c->base + b->off, b->len);
+        copy_out(it->buf, c->base + b->off, b->len);
         it->rc = 0;
         hits++;
       }
