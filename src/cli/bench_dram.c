@@ -90,6 +90,7 @@
 enum {
   OP_MEMCPY,
   OP_SHA256,
+  OP_STREAM,
   OP_PUT_NODEDUP,
   OP_PUT_DEDUP,
   OP_GET,
@@ -97,8 +98,9 @@ enum {
   NOPS
 };
 
-static const char *const op_name[NOPS] = {"memcpy",    "sha256", "put_nodedup",
-                                          "put_dedup", "get",    "get_view"};
+static const char *const op_name[NOPS] = {
+    "memcpy", "sha256", "stream_copy", "put_nodedup",
+    "put_dedup", "get", "get_view"};
 
 struct result {
   int op;
@@ -107,6 +109,7 @@ struct result {
   double gbps, gbps_min, gbps_max;
   double ratio_memcpy; /* median over rounds of rate / memcpy rate */
   double ratio_sha;    /* the same against sha256 */
+  double ratio_stream; /* the same against stream_copy */
   uint64_t ops;        /* timed operations, all trials */
   double secs;         /* timed seconds, all trials */
   const char *target;  /* NULL if the op has no target at this size */
@@ -157,6 +160,9 @@ void cli_bench_usage(FILE *f) {
           "  memcpy       single-thread memcpy over a 256 MiB working set "
           "(DRAM, not cache)\n"
           "  sha256       OpenSSL SHA-256 on one core (EVP), same blocks\n"
+          "  stream_copy  copy with streaming (non-temporal) stores, the engine's"
+          " own\n"
+          "               routine: the bound for puts and large gets\n"
           "  put_nodedup  cascade_put, dedup off        (target >= 0.8x "
           "memcpy)\n"
           "  put_dedup    cascade_put, dedup on: hashes  (ratio to memcpy "
@@ -272,6 +278,18 @@ static int op_memcpy(struct bench *b, uint64_t k) {
   uint64_t j = k % b->n;
 
   memcpy(b->dst + j * b->bs, b->src + j * b->bs, b->bs);
+  atomic_signal_fence(memory_order_seq_cst);
+  return 0;
+}
+
+/* The engine's own streaming-store copy (src/core/copy.c, compiled into
+ * this program): the bound for puts, which copy into the arena with it. */
+void copy_stream(void *dst, const void *src, size_t n);
+
+static int op_stream(struct bench *b, uint64_t k) {
+  uint64_t j = k % b->n;
+
+  copy_stream(b->dst + j * b->bs, b->src + j * b->bs, b->bs);
   atomic_signal_fence(memory_order_seq_cst);
   return 0;
 }
@@ -634,6 +652,11 @@ static void set_target(struct result *r) {
   }
 }
 
+/* Ops whose bound is a streaming copy: puts, and copy-out gets. */
+static int has_stream_ratio(int op) {
+  return op == OP_PUT_NODEDUP || op == OP_GET;
+}
+
 static void json_result(const struct result *r) {
   printf("{\"type\":\"result\",\"op\":");
   cli_json_str(stdout, op_name[r->op]);
@@ -646,6 +669,10 @@ static void json_result(const struct result *r) {
   if (r->op == OP_PUT_DEDUP) {
     printf(",\"ratio_to_sha256\":");
     cli_json_num(stdout, r->ratio_sha);
+  }
+  if (has_stream_ratio(r->op)) {
+    printf(",\"ratio_to_stream\":");
+    cli_json_num(stdout, r->ratio_stream);
   }
   printf(",\"gbps_min\":");
   cli_json_num(stdout, r->gbps_min);
@@ -675,17 +702,18 @@ static const char *fmt_rate(double v, char *buf, size_t cap) {
 }
 
 static void print_table(const struct bench *b) {
-  static const char *const hd[7] = {"op",       "block",    "GB/s",  "ops/s",
-                                    "x memcpy", "x sha256", "target"};
-  cli_table *t = cli_table_new(7, hd, "lrrrrrl");
+  static const char *const hd[8] = {"op",       "block",    "GB/s",
+                                    "ops/s",    "x memcpy", "x stream",
+                                    "x sha256", "target"};
+  cli_table *t = cli_table_new(8, hd, "lrrrrrrl");
   int met = 0, targets = 0;
 
   if (t == NULL)
     return;
   for (int i = 0; i < b->nres; i++) {
     const struct result *r = &b->res[i];
-    char sz[32], g[32], o[32], rm[32], rs[32], tg[64];
-    const char *cells[7];
+    char sz[32], g[32], o[32], rm[32], rst[32], rs[32], tg[64];
+    const char *cells[8];
 
     if (i > 0 && r->bs != b->res[i - 1].bs)
       cli_table_row(t, NULL);
@@ -695,7 +723,10 @@ static void print_table(const struct bench *b) {
     cells[3] = cli_fmt_count((uint64_t)(r->ops_per_sec + 0.5), o, sizeof o);
     cells[4] =
         r->op == OP_MEMCPY ? "1.00" : fmt_rate(r->ratio_memcpy, rm, sizeof rm);
-    cells[5] =
+    cells[5] = has_stream_ratio(r->op)
+                   ? fmt_rate(r->ratio_stream, rst, sizeof rst)
+                   : "";
+    cells[6] =
         r->op == OP_PUT_DEDUP ? fmt_rate(r->ratio_sha, rs, sizeof rs) : "";
     tg[0] = '\0';
     if (r->target != NULL) {
@@ -704,7 +735,7 @@ static void print_table(const struct bench *b) {
       snprintf(tg, sizeof tg, "%s %s", r->target_text,
                r->met ? "ok" : "MISSED");
     }
-    cells[6] = tg;
+    cells[7] = tg;
     cli_table_row(t, cells);
   }
   cli_table_print(t, stdout, "");
@@ -907,9 +938,9 @@ static void cleanup(struct bench *b) {
  * a VM) hits every op alike, so the ratios stay meaningful.
  */
 static int run_size(struct bench *b, int size_idx, int ncells) {
-  static const op_fn fn[NOPS] = {op_memcpy, op_sha256, op_put,
+  static const op_fn fn[NOPS] = {op_memcpy, op_sha256, op_stream, op_put,
                                  op_put,    op_get,    op_view};
-  static const int store_of[NOPS] = {0, 0, 0, 1, 0, 0};
+  static const int store_of[NOPS] = {0, 0, 0, 0, 1, 0, 0};
   uint64_t bs = b->sizes[size_idx];
   struct result *res = &b->res[b->nres];
   double rate[NOPS][NTRIALS];
@@ -960,14 +991,16 @@ static int run_size(struct bench *b, int size_idx, int ncells) {
   /* Ratios pair each trial with the memcpy (sha256) trial of the same
    * round, then take the median: drift between rounds cancels. */
   for (op = 0; op < NOPS; op++) {
-    double rm[NTRIALS], rs[NTRIALS];
+    double rm[NTRIALS], rs[NTRIALS], rst[NTRIALS];
 
     for (int t = 0; t < NTRIALS; t++) {
       rm[t] = rate[op][t] / rate[OP_MEMCPY][t];
       rs[t] = rate[op][t] / rate[OP_SHA256][t];
+      rst[t] = rate[op][t] / rate[OP_STREAM][t];
     }
     res[op].ratio_memcpy = median(rm);
     res[op].ratio_sha = median(rs);
+    res[op].ratio_stream = median(rst);
   }
   for (op = 0; op < NOPS; op++) {
     struct result *r = &res[op];

@@ -16,9 +16,11 @@
  * the bytes are globally visible before the caller publishes the block
  * (with a mutex release).
  */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "copy.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>

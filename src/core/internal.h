@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "cascade.h"
+#include "core/copy.h"
 #include "policy/policy.h"
 #include "tier/dram.h"
 
@@ -157,9 +158,7 @@ struct cascade {
   lat_hist *get_lat, *put_lat;
 };
 
-/* copy.c: copy with streaming stores (for data not read back soon); the
- * bytes are visible to other threads once it returns. */
-void copy_stream(void *dst, const void *src, size_t n);
+/* copy.c (copy.h): copy_stream, for data not read back soon */
 #define COPY_OUT_STREAM_MIN (UINT64_C(1) << 20) /* gets stream from here */
 
 /* hash.c */
