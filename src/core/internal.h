@@ -105,10 +105,15 @@ typedef struct cascade_blk {
                                     + 1 while on an eviction aside list */
   kent *keys;                    /* key list head */
   struct cascade_blk *parent;    /* previous block of its prefix chain */
-  struct cascade_blk *cnext;     /* content table chain */
+  struct cascade_blk *cnext;     /* descriptor cache link */
   struct cascade_blk *aside;     /* pinned victims set aside by eviction */
   uint8_t live, in_ctab, ext_freed, has_cid;
 } __attribute__((aligned(64))) cascade_blk;
+
+typedef struct ctab_slot {
+  uint64_t tag;                  /* hash of (ns, cid), 0 = empty */
+  struct cascade_blk *b;
+} ctab_slot;
 
 typedef struct shard {
   pthread_mutex_t lock;
@@ -142,7 +147,7 @@ struct cascade {
   dram *dram;
   uint8_t *base;
   policy pol[NCLASSES];
-  cascade_blk **ctab;            /* content table (dedup) */
+  ctab_slot *ctab;               /* content table (dedup), open addressing */
   uint64_t cmask, ccount;
   kent **ttl;                    /* min-heap on expire_ns */
   size_t nttl, cttl;

@@ -167,57 +167,78 @@ static const ns_obj *ns_intern(cascade *c, const lookup *lk) {
 
 /* ---- content table (mem_lock) ------------------------------------------- */
 
-static uint64_t ctab_hash(const ns_obj *ns, const cascade_cid *cid) {
+/*
+ * Open addressing with linear probing.  Each slot holds the block and a
+ * 64-bit tag (the hash of namespace and content id, never 0), so probing
+ * compares tags in the slot array and dereferences a block only when its
+ * tag matches: finding new content, and removing a block (found by its
+ * pointer), touch no block at all.  Deletion shifts later entries back
+ * (no tombstones).  Load factor at most 3/4.
+ */
+
+static uint64_t ctab_tag(const ns_obj *ns, const cascade_cid *cid) {
   uint64_t h;
   memcpy(&h, cid->b, sizeof h);
-  return h ^ ((uint64_t)ns->id * UINT64_C(0x9e3779b97f4a7c15));
+  h ^= (uint64_t)ns->id * UINT64_C(0x9e3779b97f4a7c15);
+  return h ? h : 1;
 }
 
 static cascade_blk *ctab_find(cascade *c, const ns_obj *ns,
                               const cascade_cid *cid) {
-  if (!c->ctab) return NULL;
-  for (cascade_blk *b = c->ctab[ctab_hash(ns, cid) & c->cmask]; b;
-       b = b->cnext)
-    if (b->ns == ns && memcmp(b->cid.b, cid->b, CASCADE_CID_BYTES) == 0)
-      return b;
+  uint64_t tag = ctab_tag(ns, cid);
+  for (uint64_t i = tag & c->cmask; c->ctab[i].b; i = (i + 1) & c->cmask) {
+    const cascade_blk *b = c->ctab[i].b;
+    if (c->ctab[i].tag == tag && b->ns == ns &&
+        memcmp(b->cid.b, cid->b, CASCADE_CID_BYTES) == 0)
+      return c->ctab[i].b;
+  }
   return NULL;
 }
 
+static void ctab_put(ctab_slot *tab, uint64_t mask, ctab_slot e) {
+  uint64_t i = e.tag & mask;
+  while (tab[i].b) i = (i + 1) & mask;
+  tab[i] = e;
+}
+
+/* Register b; if the table is full and cannot grow, b is simply not
+ * registered (later equal puts store their own copy). */
 static void ctab_insert(cascade *c, cascade_blk *b) {
-  if (c->ccount >= c->cmask + 1) {
+  if ((c->ccount + 1) * 4 > (c->cmask + 1) * 3) {
     uint64_t nb = (c->cmask + 1) * 2;
-    cascade_blk **nt = calloc(nb, sizeof *nt);
+    ctab_slot *nt = calloc(nb, sizeof *nt);
     if (nt) {
-      for (uint64_t i = 0; i <= c->cmask; i++) {
-        for (cascade_blk *e = c->ctab[i], *next; e; e = next) {
-          next = e->cnext;
-          uint64_t j = ctab_hash(e->ns, &e->cid) & (nb - 1);
-          e->cnext = nt[j];
-          nt[j] = e;
-        }
-      }
+      for (uint64_t i = 0; i <= c->cmask; i++)
+        if (c->ctab[i].b) ctab_put(nt, nb - 1, c->ctab[i]);
       free(c->ctab);
       c->ctab = nt;
       c->cmask = nb - 1;
+    } else if (c->ccount + 1 > c->cmask) {
+      return; /* keep one slot empty: probes must end */
     }
   }
-  cascade_blk **head = &c->ctab[ctab_hash(b->ns, &b->cid) & c->cmask];
-  b->cnext = *head;
-  *head = b;
+  ctab_put(c->ctab, c->cmask, (ctab_slot){ctab_tag(b->ns, &b->cid), b});
   b->in_ctab = 1;
   c->ccount++;
 }
 
 static void ctab_remove(cascade *c, cascade_blk *b) {
-  for (cascade_blk **pp = &c->ctab[ctab_hash(b->ns, &b->cid) & c->cmask]; *pp;
-       pp = &(*pp)->cnext) {
-    if (*pp == b) {
-      *pp = b->cnext;
-      b->in_ctab = 0;
-      c->ccount--;
-      return;
+  uint64_t mask = c->cmask;
+  uint64_t i = ctab_tag(b->ns, &b->cid) & mask;
+  while (c->ctab[i].b != b) i = (i + 1) & mask;
+  /* backward-shift: move later entries of the run into the hole when
+   * their home slot does not lie cyclically in (hole, j] */
+  for (uint64_t j = (i + 1) & mask; c->ctab[j].b; j = (j + 1) & mask) {
+    uint64_t home = c->ctab[j].tag & mask;
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      c->ctab[i] = c->ctab[j];
+      i = j;
     }
   }
+  c->ctab[i].b = NULL;
+  c->ctab[i].tag = 0;
+  b->in_ctab = 0;
+  c->ccount--;
 }
 
 /* ---- TTL heap (mem_lock) ------------------------------------------------ */

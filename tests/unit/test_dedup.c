@@ -384,6 +384,61 @@ static void test_content_id_matches_store(void **state) {
   cascade_close(c);
 }
 
+/* The content table under churn: thousands of contents in three namespaces
+ * stored, deleted at random (through its growth and its deletions), then
+ * every content still stored must be found again by a put of equal bytes
+ * (a dedup hit, no new block) and every deleted one must not. */
+static void test_content_table_churn(void **state) {
+  (void)state;
+  enum { N = 6000, V = 64 };
+  static const char *const nss[3] = {"a", "b", "c"};
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
+  static uint8_t alive[N];
+  uint64_t seed = 99;
+  uint8_t v[V];
+  char key[32];
+  for (int i = 0; i < N; i++) {
+    tu_fill(v, V, (uint64_t)i);
+    snprintf(key, sizeof key, "k%d", i);
+    assert_int_equal(cascade_put(c, nss[i % 3], key, strlen(key), v, V, NULL),
+                     0);
+    alive[i] = 1;
+    if (i > 10 && tu_splitmix(&seed) % 2 == 0) { /* delete an earlier one */
+      int j = (int)(tu_splitmix(&seed) % (uint64_t)i);
+      if (alive[j]) {
+        snprintf(key, sizeof key, "k%d", j);
+        assert_int_equal(cascade_delete(c, nss[j % 3], key, strlen(key)), 0);
+        alive[j] = 0;
+      }
+    }
+  }
+  struct cascade_stats st = tu_stats_of(c);
+  uint64_t blocks = DRAM(st).blocks, hits = st.dedup_hits;
+  uint64_t nalive = 0;
+  for (int i = 0; i < N; i++) nalive += alive[i];
+  assert_int_equal(blocks, nalive);
+  /* the stored ones first (new entries could fill the holes deletions
+   * left and hide a broken deletion), then the deleted ones */
+  for (int pass = 1; pass >= 0; pass--) {
+    for (int i = 0; i < N; i++) {
+      if (alive[i] != pass) continue;
+      tu_fill(v, V, (uint64_t)i);
+      snprintf(key, sizeof key, "again%d", i);
+      assert_int_equal(
+          cascade_put(c, nss[i % 3], key, strlen(key), v, V, NULL), 0);
+      st = tu_stats_of(c);
+      if (pass) {
+        assert_int_equal(st.dedup_hits, ++hits);
+        assert_int_equal(DRAM(st).blocks, blocks);
+      } else {
+        assert_int_equal(st.dedup_hits, hits);
+        assert_int_equal(DRAM(st).blocks, ++blocks);
+      }
+    }
+  }
+  cascade_close(c);
+}
+
 static void test_dedup_keeps_first_attributes_separate(void **state) {
   (void)state;
   /* sharing bytes does not share per-key attributes (TTL) */
@@ -414,6 +469,7 @@ int main(void) {
       cmocka_unit_test(test_content_id_sha256),
       cmocka_unit_test(test_content_id_matches_store),
       cmocka_unit_test(test_dedup_keeps_first_attributes_separate),
+      cmocka_unit_test(test_content_table_churn),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
