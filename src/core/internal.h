@@ -7,14 +7,14 @@
  *   ns_obj         an interned namespace name (created on first put, freed
  *                  at close).
  *   kent           a key: (namespace, key bytes) -> block, with its TTL,
- *                  priority and flags.  Lives in one index shard's chain and
+ *                  priority and flags.  Lives in one index shard's table and
  *                  in its block's key list.
  *   cascade_blk    a stored copy (one per distinct content per namespace
  *                  with dedup on): arena extent, content id, pins, the keys
  *                  that share it, its policy item, its prefix-chain parent.
  *
  * Locking (order: mem_lock -> shard lock; never the other way)
- *   shard[i].lock  protects shard i's hash chains, the kent fields read by
+ *   shard[i].lock  protects shard i's hash table, the kent fields read by
  *                  lookups (blk, expire, flags) and the shard's counters.
  *                  The hit path takes only this lock, and only briefly: it
  *                  pins the block, raises its access tick and unlocks before
@@ -29,7 +29,7 @@
  *                  unpinner - frees the arena extent.
  *
  * Invariants
- *   - A kent in a shard chain points at a live block (not DEAD).
+ *   - A kent in a shard table points at a live block (not DEAD).
  *   - blk->refs == number of kents pointing at it; a live block has
  *     refs >= 1 (a block whose last key goes away is removed at once).
  *   - A block descriptor is freed when it is no longer live, its extent is
@@ -45,6 +45,7 @@
 
 #include "cascade.h"
 #include "core/copy.h"
+#include "core/oatab.h"
 #include "policy/policy.h"
 #include "tier/dram.h"
 
@@ -75,7 +76,6 @@ typedef struct ns_obj {
 } ns_obj;
 
 typedef struct kent {
-  struct kent *hnext;            /* shard chain */
   struct kent *bprev, *bnext;    /* block's key list (mem_lock) */
   struct cascade_blk *blk;
   const ns_obj *ns;
@@ -110,16 +110,9 @@ typedef struct cascade_blk {
   uint8_t live, in_ctab, ext_freed, has_cid;
 } __attribute__((aligned(64))) cascade_blk;
 
-typedef struct ctab_slot {
-  uint64_t tag;                  /* hash of (ns, cid), 0 = empty */
-  struct cascade_blk *b;
-} ctab_slot;
-
 typedef struct shard {
   pthread_mutex_t lock;
-  kent **tab;
-  uint64_t mask;                 /* buckets - 1 */
-  uint64_t count;
+  oat tab;                       /* key hash -> kent */
   uint64_t gets, hits, misses;
   char pad[64];
 } shard;
@@ -147,8 +140,7 @@ struct cascade {
   dram *dram;
   uint8_t *base;
   policy pol[NCLASSES];
-  ctab_slot *ctab;               /* content table (dedup), open addressing */
-  uint64_t cmask, ccount;
+  oat ctab;                      /* (ns, cid) hash -> block, for dedup */
   kent **ttl;                    /* min-heap on expire_ns */
   size_t nttl, cttl;
   cascade_blk *blk_cache;        /* recycled descriptors (via cnext) */

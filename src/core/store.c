@@ -103,45 +103,10 @@ static int kent_is(const kent *k, const lookup *lk) {
 
 /* shard lock held */
 static kent *shard_find(const lookup *lk) {
-  for (kent *k = lk->sh->tab[lk->h & lk->sh->mask]; k; k = k->hnext)
-    if (kent_is(k, lk)) return k;
+  const oat *t = &lk->sh->tab;
+  for (uint64_t i = oat_first(t, lk->h); t->s[i].p; i = oat_next(t, i))
+    if (t->s[i].tag == lk->h && kent_is(t->s[i].p, lk)) return t->s[i].p;
   return NULL;
-}
-
-/* shard lock held; grows the table when it gets full (a failed grow just
- * leaves longer chains) */
-static void shard_insert(shard *sh, kent *k) {
-  if (sh->count >= sh->mask + 1) {
-    uint64_t nb = (sh->mask + 1) * 2;
-    kent **nt = calloc(nb, sizeof *nt);
-    if (nt) {
-      for (uint64_t i = 0; i <= sh->mask; i++) {
-        for (kent *e = sh->tab[i], *next; e; e = next) {
-          next = e->hnext;
-          e->hnext = nt[e->hash & (nb - 1)];
-          nt[e->hash & (nb - 1)] = e;
-        }
-      }
-      free(sh->tab);
-      sh->tab = nt;
-      sh->mask = nb - 1;
-    }
-  }
-  kent **head = &sh->tab[k->hash & sh->mask];
-  k->hnext = *head;
-  *head = k;
-  sh->count++;
-}
-
-/* shard lock held */
-static void shard_unlink(shard *sh, kent *k) {
-  for (kent **pp = &sh->tab[k->hash & sh->mask]; *pp; pp = &(*pp)->hnext) {
-    if (*pp == k) {
-      *pp = k->hnext;
-      sh->count--;
-      return;
-    }
-  }
 }
 
 static shard *kent_shard(cascade *c, const kent *k) {
@@ -167,78 +132,39 @@ static const ns_obj *ns_intern(cascade *c, const lookup *lk) {
 
 /* ---- content table (mem_lock) ------------------------------------------- */
 
-/*
- * Open addressing with linear probing.  Each slot holds the block and a
- * 64-bit tag (the hash of namespace and content id, never 0), so probing
- * compares tags in the slot array and dereferences a block only when its
- * tag matches: finding new content, and removing a block (found by its
- * pointer), touch no block at all.  Deletion shifts later entries back
- * (no tombstones).  Load factor at most 3/4.
- */
-
+/* Tags are the hash of (namespace, content id); the table (oatab.h)
+ * compares them in its slots, so looking up new content or removing a block
+ * touches no block descriptor. */
 static uint64_t ctab_tag(const ns_obj *ns, const cascade_cid *cid) {
   uint64_t h;
   memcpy(&h, cid->b, sizeof h);
-  h ^= (uint64_t)ns->id * UINT64_C(0x9e3779b97f4a7c15);
-  return h ? h : 1;
+  return h ^ ((uint64_t)ns->id * UINT64_C(0x9e3779b97f4a7c15));
 }
 
 static cascade_blk *ctab_find(cascade *c, const ns_obj *ns,
                               const cascade_cid *cid) {
   uint64_t tag = ctab_tag(ns, cid);
-  for (uint64_t i = tag & c->cmask; c->ctab[i].b; i = (i + 1) & c->cmask) {
-    const cascade_blk *b = c->ctab[i].b;
-    if (c->ctab[i].tag == tag && b->ns == ns &&
+  const oat *t = &c->ctab;
+  for (uint64_t i = oat_first(t, tag); t->s[i].p; i = oat_next(t, i)) {
+    cascade_blk *b = t->s[i].p;
+    if (t->s[i].tag == tag && b->ns == ns &&
         memcmp(b->cid.b, cid->b, CASCADE_CID_BYTES) == 0)
-      return c->ctab[i].b;
+      return b;
   }
   return NULL;
 }
 
-static void ctab_put(ctab_slot *tab, uint64_t mask, ctab_slot e) {
-  uint64_t i = e.tag & mask;
-  while (tab[i].b) i = (i + 1) & mask;
-  tab[i] = e;
-}
-
-/* Register b; if the table is full and cannot grow, b is simply not
- * registered (later equal puts store their own copy). */
+/* Register b; if the table cannot grow, b is simply not registered (later
+ * equal puts store their own copy). */
 static void ctab_insert(cascade *c, cascade_blk *b) {
-  if ((c->ccount + 1) * 4 > (c->cmask + 1) * 3) {
-    uint64_t nb = (c->cmask + 1) * 2;
-    ctab_slot *nt = calloc(nb, sizeof *nt);
-    if (nt) {
-      for (uint64_t i = 0; i <= c->cmask; i++)
-        if (c->ctab[i].b) ctab_put(nt, nb - 1, c->ctab[i]);
-      free(c->ctab);
-      c->ctab = nt;
-      c->cmask = nb - 1;
-    } else if (c->ccount + 1 > c->cmask) {
-      return; /* keep one slot empty: probes must end */
-    }
-  }
-  ctab_put(c->ctab, c->cmask, (ctab_slot){ctab_tag(b->ns, &b->cid), b});
+  if (oat_room(&c->ctab) < 0) return;
+  oat_insert(&c->ctab, ctab_tag(b->ns, &b->cid), b);
   b->in_ctab = 1;
-  c->ccount++;
 }
 
 static void ctab_remove(cascade *c, cascade_blk *b) {
-  uint64_t mask = c->cmask;
-  uint64_t i = ctab_tag(b->ns, &b->cid) & mask;
-  while (c->ctab[i].b != b) i = (i + 1) & mask;
-  /* backward-shift: move later entries of the run into the hole when
-   * their home slot does not lie cyclically in (hole, j] */
-  for (uint64_t j = (i + 1) & mask; c->ctab[j].b; j = (j + 1) & mask) {
-    uint64_t home = c->ctab[j].tag & mask;
-    if (((j - home) & mask) >= ((j - i) & mask)) {
-      c->ctab[i] = c->ctab[j];
-      i = j;
-    }
-  }
-  c->ctab[i].b = NULL;
-  c->ctab[i].tag = 0;
+  oat_remove(&c->ctab, ctab_tag(b->ns, &b->cid), b);
   b->in_ctab = 0;
-  c->ccount--;
 }
 
 /* ---- TTL heap (mem_lock) ------------------------------------------------ */
@@ -440,7 +366,7 @@ static void key_detach(cascade *c, kent *k, cascade_blk *b) {
 static void key_remove(cascade *c, kent *k) {
   shard *sh = kent_shard(c, k);
   pthread_mutex_lock(&sh->lock);
-  shard_unlink(sh, k);
+  oat_remove(&sh->tab, k->hash, k);
   pthread_mutex_unlock(&sh->lock);
   ttl_del(c, k);
   key_detach(c, k, k->blk);
@@ -559,13 +485,9 @@ int cascade_open(const cascade_config *cfg, cascade **out) {
   for (uint32_t i = 0; i < c->nshards; i++) {
     shard *sh = &c->shards[i];
     pthread_mutex_init(&sh->lock, NULL);
-    sh->mask = 63;
-    sh->tab = calloc(sh->mask + 1, sizeof *sh->tab);
-    if (!sh->tab) goto fail;
+    if (oat_init(&sh->tab, 64) < 0) goto fail;
   }
-  c->cmask = 1023;
-  c->ctab = calloc(c->cmask + 1, sizeof *c->ctab);
-  if (!c->ctab) goto fail;
+  if (oat_init(&c->ctab, 1024) < 0) goto fail;
   if (c->cfg.stats_latency) {
     c->get_lat = calloc(1, sizeof *c->get_lat);
     c->put_lat = calloc(1, sizeof *c->put_lat);
@@ -591,13 +513,14 @@ void cascade_close(cascade *c) {
     pthread_mutex_lock(&c->mem_lock);
     for (uint32_t i = 0; i < c->nshards; i++) {
       shard *sh = &c->shards[i];
-      if (!sh->tab) continue;
-      for (uint64_t j = 0; j <= sh->mask; j++)
-        while (sh->tab[j]) key_remove(c, sh->tab[j]);
+      /* removal shifts entries, possibly into slots already passed */
+      while (sh->tab.n)
+        for (uint64_t j = 0; j <= sh->tab.mask; j++)
+          while (sh->tab.s[j].p) key_remove(c, sh->tab.s[j].p);
     }
     pthread_mutex_unlock(&c->mem_lock);
     for (uint32_t i = 0; i < c->nshards; i++) {
-      free(c->shards[i].tab);
+      oat_free(&c->shards[i].tab);
       pthread_mutex_destroy(&c->shards[i].lock);
     }
     free(c->shards);
@@ -608,7 +531,7 @@ void cascade_close(cascade *c) {
     c->blk_cache = b->cnext;
     free(b);
   }
-  free(c->ctab);
+  oat_free(&c->ctab);
   free(c->ttl);
   while (c->nslist) {
     ns_obj *n = c->nslist;
@@ -687,15 +610,20 @@ static cascade_blk *find_blk(cascade *c, const lookup *ns_lk, const void *key,
 }
 
 /* mem_lock held: point (ns, key) at block b with the options' attributes.
- * ps->spare is consumed if the key is new. */
-static void key_set(cascade *c, put_state *ps, const ns_obj *ns,
-                    cascade_blk *b, const cascade_put_opts *o) {
+ * ps->spare is consumed if the key is new.  -ENOMEM (nothing changed) if
+ * the key is new and its index shard is full and cannot grow. */
+static int key_set(cascade *c, put_state *ps, const ns_obj *ns,
+                   cascade_blk *b, const cascade_put_opts *o) {
   lookup *lk = &ps->lk;
   uint64_t now = 0; /* read the clock only if a TTL is involved */
   pthread_mutex_lock(&lk->sh->lock);
   kent *k = shard_find(lk);
   int is_new = !k;
   cascade_blk *old = NULL;
+  if (is_new && oat_room(&lk->sh->tab) < 0) {
+    pthread_mutex_unlock(&lk->sh->lock);
+    return -ENOMEM;
+  }
   if (is_new) {
     k = ps->spare;
     ps->spare = NULL;
@@ -705,7 +633,7 @@ static void key_set(cascade *c, put_state *ps, const ns_obj *ns,
     memcpy(k->key, lk->key, lk->klen);
     k->tidx = UINT32_MAX;
     k->expire_ns = 0;
-    shard_insert(lk->sh, k);
+    oat_insert(&lk->sh->tab, k->hash, k);
   } else {
     old = k->blk;
     if (expired(k, &now)) k->expire_ns = 0; /* a new life */
@@ -727,6 +655,7 @@ static void key_set(cascade *c, put_state *ps, const ns_obj *ns,
   }
   if (is_new) c->nkeys++;
   ttl_update(c, k); /* reserved: cannot fail */
+  return 0;
 }
 
 /* mem_lock held: link b to its parent's block, once. */
@@ -821,7 +750,11 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
     if (c->cfg.dedup && ps[i].has_cid) b = ctab_find(c, nso, &ps[i].cid);
     if (b) { /* stored already: share it, no copy; a put is a use */
       touch(c, b);
-      key_set(c, &ps[i], nso, b, o);
+      if ((rc = key_set(c, &ps[i], nso, b, o)) < 0) {
+        it->rc = rc;
+        ps[i].state = PS_SKIP;
+        continue;
+      }
       blk_set_parent(c, b, &nslk, o);
       c->dedup_hits++;
       c->puts++;
@@ -875,21 +808,28 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       } else if (c->cfg.dedup && b->has_cid &&
                  (dup = ctab_find(c, nso, &b->cid))) {
         touch(c, dup); /* raced with an equal put */
-        key_set(c, &ps[i], nso, dup, o);
-        blk_set_parent(c, dup, &nslk, o);
-        c->dedup_hits++;
-        c->puts++;
+        if ((rc = key_set(c, &ps[i], nso, dup, o)) < 0) {
+          it->rc = rc;
+        } else {
+          blk_set_parent(c, dup, &nslk, o);
+          c->dedup_hits++;
+          c->puts++;
+        }
       } else {
         touch(c, b);
         b->live = 1;
-        c->nblocks++;
-        c->bytes += b->len;
-        if (c->cfg.dedup && b->has_cid) ctab_insert(c, b);
-        key_set(c, &ps[i], nso, b, o); /* sets b->cls */
-        policy_insert(&c->pol[b->cls], &b->pi); /* reserved */
-        blk_set_parent(c, b, &nslk, o);
-        c->puts++;
-        b = NULL;
+        if ((rc = key_set(c, &ps[i], nso, b, o)) < 0) { /* sets b->cls */
+          b->live = 0;
+          it->rc = rc;
+        } else {
+          c->nblocks++;
+          c->bytes += b->len;
+          if (c->cfg.dedup && b->has_cid) ctab_insert(c, b);
+          policy_insert(&c->pol[b->cls], &b->pi); /* reserved */
+          blk_set_parent(c, b, &nslk, o);
+          c->puts++;
+          b = NULL;
+        }
       }
       if (b) { /* not published */
         dram_free(c->dram, b->ext);
