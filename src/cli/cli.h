@@ -61,6 +61,15 @@ typedef struct cli_common {
 int cli_common_option(cli_common *co, int argc, char **argv, int *i);
 
 /*
+ * Parse the arguments of a command that takes only -h/--help and the common
+ * options, into co.  Returns -1 to go on, or the exit code to return now
+ * (CLI_OK after printing usage(stdout) for help, CLI_USAGE after a message
+ * naming cmd for anything else).
+ */
+int cli_parse_common_only(cli_common *co, int argc, char **argv,
+                          const char *cmd, void (*usage)(FILE *));
+
+/*
  * Match option `name` (e.g. "--seconds") at argv[*i], taking its value
  * from "--name=VALUE" or from the next argument.  Returns 1 with *val set
  * and *i advanced past the value, 0 if argv[*i] is another option, -1

@@ -125,22 +125,9 @@ int cli_cmd_demo(int argc, char **argv, const cli_common *co0) {
   int dedup, rc, ret = CLI_FAIL;
 
   memset(&d, 0, sizeof d);
-  for (int i = 1; i < argc;) {
-    int r;
-
-    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-      cli_demo_usage(stdout);
-      return CLI_OK;
-    }
-    r = cli_common_option(&co, argc, argv, &i);
-    if (r < 0)
-      return CLI_USAGE;
-    if (r == 0) {
-      cli_err("demo: unexpected argument '%s' (see cascade demo --help)",
-              argv[i]);
-      return CLI_USAGE;
-    }
-  }
+  if ((rc = cli_parse_common_only(&co, argc, argv, "demo", cli_demo_usage)) >=
+      0)
+    return rc;
 
   rc = cascade_config_new(&cfg);
   if (rc != 0) {

@@ -94,22 +94,9 @@ static int cmd_config(int argc, char **argv, const cli_common *co0) {
   const char *const *names;
   int rc;
 
-  for (int i = 1; i < argc;) {
-    int r;
-
-    if (is_help(argv[i])) {
-      config_usage(stdout);
-      return CLI_OK;
-    }
-    r = cli_common_option(&co, argc, argv, &i);
-    if (r < 0)
-      return CLI_USAGE;
-    if (r == 0) {
-      cli_err("config: unexpected argument '%s' (see cascade config --help)",
-              argv[i]);
-      return CLI_USAGE;
-    }
-  }
+  if ((rc = cli_parse_common_only(&co, argc, argv, "config", config_usage)) >=
+      0)
+    return rc;
   rc = cascade_config_new(&cfg);
   if (rc != 0) {
     cli_err("config: cascade_config_new: %s", cascade_strerror(rc));

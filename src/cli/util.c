@@ -76,6 +76,25 @@ static int add_setting(cli_common *co, const char *name, size_t nlen,
   return 1;
 }
 
+int cli_parse_common_only(cli_common *co, int argc, char **argv,
+                          const char *cmd, void (*usage)(FILE *)) {
+  for (int i = 1; i < argc;) {
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      usage(stdout);
+      return CLI_OK;
+    }
+    int r = cli_common_option(co, argc, argv, &i);
+    if (r < 0)
+      return CLI_USAGE;
+    if (r == 0) {
+      cli_err("%s: unexpected argument '%s' (see cascade %s --help)", cmd,
+              argv[i], cmd);
+      return CLI_USAGE;
+    }
+  }
+  return -1;
+}
+
 int cli_common_option(cli_common *co, int argc, char **argv, int *i) {
   const char *v;
   int r;

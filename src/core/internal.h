@@ -105,7 +105,7 @@ typedef struct cascade_blk {
                                     + 1 while on an eviction aside list */
   kent *keys;                    /* key list head */
   struct cascade_blk *parent;    /* previous block of its prefix chain */
-  struct cascade_blk *cnext;     /* descriptor cache link */
+  struct cascade_blk *cache_next; /* descriptor cache link */
   struct cascade_blk *aside;     /* pinned victims set aside by eviction */
   uint8_t live, in_ctab, ext_freed, has_cid;
 } __attribute__((aligned(64))) cascade_blk;
@@ -143,7 +143,7 @@ struct cascade {
   oat ctab;                      /* (ns, cid) hash -> block, for dedup */
   kent **ttl;                    /* min-heap on expire_ns */
   size_t nttl, cttl;
-  cascade_blk *blk_cache;        /* recycled descriptors (via cnext) */
+  cascade_blk *blk_cache;        /* recycled descriptors (via cache_next) */
   uint32_t nblk_cache;
   ns_obj *nslist;
   uint32_t nns;
@@ -154,9 +154,6 @@ struct cascade {
   _Atomic uint64_t views;        /* views held */
   lat_hist *get_lat, *put_lat;
 };
-
-/* copy.c (copy.h): copy_stream, for data not read back soon */
-#define COPY_OUT_STREAM_MIN (UINT64_C(1) << 20) /* gets stream from here */
 
 /* hash.c */
 void hash_sha256_cid(const void *data, size_t len, cascade_cid *out);

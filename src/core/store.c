@@ -235,7 +235,7 @@ static int ttl_update(cascade *c, kent *k) {
 static cascade_blk *blk_new(cascade *c) {
   cascade_blk *b = c->blk_cache;
   if (b) {
-    c->blk_cache = b->cnext;
+    c->blk_cache = b->cache_next;
     c->nblk_cache--;
   } else if (!(b = aligned_alloc(64, sizeof *b))) { /* hit-path fields in
                                                       one cache line */
@@ -247,7 +247,7 @@ static cascade_blk *blk_new(cascade *c) {
 
 static void blk_release(cascade *c, cascade_blk *b) {
   if (c->nblk_cache < BLK_CACHE_MAX) {
-    b->cnext = c->blk_cache;
+    b->cache_next = c->blk_cache;
     c->blk_cache = b;
     c->nblk_cache++;
   } else {
@@ -528,7 +528,7 @@ void cascade_close(cascade *c) {
   for (int i = 0; i < NCLASSES; i++) policy_fini(&c->pol[i]);
   while (c->blk_cache) {
     cascade_blk *b = c->blk_cache;
-    c->blk_cache = b->cnext;
+    c->blk_cache = b->cache_next;
     free(b);
   }
   oat_free(&c->ctab);
@@ -854,8 +854,11 @@ int cascade_put(cascade *c, const char *ns, const void *key, size_t klen,
 
 /* ---- get --------------------------------------------------------------------- */
 
-/* Copy a value out to a caller's buffer: streaming stores for large blocks
- * (their destination would not stay in cache anyway), memcpy otherwise. */
+/* Copy a value out to a caller's buffer: streaming stores for blocks of at
+ * least the L2 size (their destination would not stay in cache anyway),
+ * memcpy otherwise. */
+#define COPY_OUT_STREAM_MIN (UINT64_C(1) << 20)
+
 static void copy_out(void *dst, const void *src, uint64_t n) {
   if (n >= COPY_OUT_STREAM_MIN)
     copy_stream(dst, src, n);

@@ -1,10 +1,11 @@
 /*
- * policy.c - the lazy 4-ary min-heap shared by the heap-ordered policies, and the
- * policy registry.
+ * policy.c - the lazy 4-ary min-heap shared by the heap-ordered policies,
+ * and the policy registry.
  *
  * Each item's ordering key (k[0], k[1]) comes from its policy's key()
  * function.  The heap stores, per item, the key as last computed, inline in
- * the heap slot (so sifting never touches the items' cache lines).
+ * the heap slot, so sifting compares keys without loading the items (moving
+ * an item still writes its heap index).
  * Readers raise atime/nhits without any lock, so an item's true key can be
  * larger than the stored one, never smaller (key() is non-decreasing in
  * atime and nhits; every other change goes through policy_update, which

@@ -62,7 +62,7 @@ typedef struct pol_hent {
 
 struct policy {
   const struct policy_ops *ops;
-  pol_hent *heap;          /* binary min-heap on k */
+  pol_hent *heap;          /* 4-ary min-heap on k */
   size_t n, cap;
 };
 
