@@ -6,7 +6,8 @@
 #   make / make build   Release build in $(BUILD_DIR) (default build/)
 #   make test           build + unit tests (ctest)
 #   make run            build + `cascade demo` + `cascade bench dram --quick`
-#   make bench          build + `cascade bench dram --json` -> results/bench_dram.json
+#   make bench          build + `cascade bench dram --json` -> results/bench_dram.json,
+#                       `cascade bench disk --json` -> results/bench_disk.json
 #   make asan           build-asan/: Debug -O1, ASan+UBSan, -Werror, all tests
 #   make tsan           build-tsan/: Debug -O1, TSan, -Werror, tests labelled
 #                       "concurrency"
@@ -113,6 +114,10 @@ bench:
 		| tee results/bench_dram.json.tmp
 	mv results/bench_dram.json.tmp results/bench_dram.json
 	@echo "wrote results/bench_dram.json"
+	set -o pipefail; ./$(CASCADE_BIN) bench disk --json \
+		| tee results/bench_disk.json.tmp
+	mv results/bench_disk.json.tmp results/bench_disk.json
+	@echo "wrote results/bench_disk.json"
 
 asan:
 	$(DEPS) sanitize

@@ -102,6 +102,30 @@ CASCADE_API void cascade_config_free(cascade_config *cfg);
  *   index.shards    number of index shards, a power of two 1..4096 [64]
  *   stats.latency   record get/put latency percentiles [true]
  *
+ * Disk tier (off unless disk.dir is set; see docs/ARCHITECTURE.md):
+ *   disk.dir        directory of the segment files; "" = no disk tier [""]
+ *   disk.rank       writer rank: files agg_rank{rank}_*.bin, 0..999 [0]
+ *   disk.capacity   bound on the segment files' total size; 0 = only the
+ *                   file system's [0]
+ *   disk.segment_size  bytes per segment file, >= 1m [256m]
+ *   disk.sync       "none", "batch" (cascade_flush() and close make
+ *                   everything durable) or "always" (every write) [batch]
+ *   disk.write      "back" (a block goes to disk when DRAM evicts it),
+ *                   "through" (every put is written at once) or
+ *                   "selective" (written back only once read
+ *                   disk.write_after times; colder blocks are dropped) [back]
+ *   disk.write_after  reads before "selective" writes a block back [2]
+ *   disk.promote_after  a block read from disk more than this many times
+ *                   is copied back up into DRAM; 0 = never [3]
+ *   disk.io         "auto" (O_DIRECT where the file system allows it),
+ *                   "direct" or "buffered" [auto]
+ *   disk.queue_depth  I/Os in flight per batch, 1..256 [8]
+ *   disk.write_buffer  bytes per write buffer, 64k..256m [2m]
+ *   disk.compact_below  compact segments whose live share is under this
+ *                   percentage, 1..100 [50]
+ *   disk.stripe_count, disk.stripe_size  on Lustre, `lfs setstripe -c/-S`
+ *                   for new segment files; 0 = the file system's default [0]
+ *
  * Errors: -EINVAL (bad value; the configuration is unchanged),
  * CASCADE_EUNKNOWN (no such setting), -ENOMEM.
  */
@@ -139,6 +163,24 @@ CASCADE_API int cascade_open(const cascade_config *cfg, cascade **out);
  * views still held become invalid.
  */
 CASCADE_API void cascade_close(cascade *c);
+
+/*
+ * Make every block stored so far durable on the disk tier: blocks only in
+ * DRAM are written, buffered records are written out, and (unless
+ * disk.sync = none) the files are fdatasync()ed.  After it returns 0, a
+ * crash loses none of those blocks; cascade_close() does the same.  Without
+ * a disk tier it does nothing and returns 0.  Errors: -ENOSPC (the disk tier
+ * is full: blocks that did not fit are still in DRAM), -EIO and other
+ * -errno from the file system.
+ */
+CASCADE_API int cascade_flush(cascade *c);
+
+/*
+ * Drop the operating system's page cache of the disk tier's files
+ * (posix_fadvise DONTNEED), so that the next reads come from the device.
+ * A no-op without a disk tier.  Errors: -EINVAL.
+ */
+CASCADE_API int cascade_drop_page_cache(cascade *c);
 
 /* ---- Content ids --------------------------------------------------------- */
 
@@ -191,15 +233,14 @@ enum {
 
 /* Options of a put.  Zero-initialise, then set what you need. */
 typedef struct cascade_put_opts {
-  unsigned flags;          /* CASCADE_PUT_* */
-  const void *parent;      /* key of the previous block of the prefix chain,
+  unsigned flags;     /* CASCADE_PUT_* */
+  const void *parent; /* key of the previous block of the prefix chain,
                               or NULL; borrowed for the call */
   size_t parent_len;
-  int priority;            /* enum cascade_priority (0 = NORMAL) */
-  uint64_t ttl_ms;         /* time to live in ms; 0 = no expiry */
-  cascade_cid cid;         /* with CASCADE_PUT_HAVE_CID */
+  int priority;    /* enum cascade_priority (0 = NORMAL) */
+  uint64_t ttl_ms; /* time to live in ms; 0 = no expiry */
+  cascade_cid cid; /* with CASCADE_PUT_HAVE_CID */
 } cascade_put_opts;
-
 
 /*
  * Store a value under (ns, key), replacing any previous value.  The bytes
@@ -231,9 +272,9 @@ CASCADE_API int cascade_get(cascade *c, const char *ns, const void *key,
  * overwritten meanwhile.
  */
 typedef struct cascade_view {
-  const void *data;        /* len bytes, read-only */
+  const void *data; /* len bytes, read-only */
   size_t len;
-  cascade_cid cid;         /* the value's content id */
+  cascade_cid cid;          /* the value's content id */
   struct cascade_blk *blk_; /* private */
 } cascade_view;
 
@@ -280,15 +321,15 @@ enum cascade_tier {
 /* What cascade_key_info reports about one key.  (A struct tag, not a
  * typedef: the name is also the function's.) */
 struct cascade_key_info {
-  uint64_t vlen;           /* value length */
-  cascade_cid cid;         /* content id */
-  int64_t ttl_ms;          /* ms left to live, -1 = no expiry */
-  int priority;            /* the key's priority (its block is ranked by the
+  uint64_t vlen;   /* value length */
+  cascade_cid cid; /* content id */
+  int64_t ttl_ms;  /* ms left to live, -1 = no expiry */
+  int priority;    /* the key's priority (its block is ranked by the
                               highest priority among the keys sharing it) */
-  unsigned flags;          /* CASCADE_PUT_PREFIX if protected */
-  int tier;                /* enum cascade_tier holding the value */
-  uint32_t refs;           /* keys sharing this content (>= 1) */
-  uint32_t pins;           /* views currently held on the content */
+  unsigned flags;  /* CASCADE_PUT_PREFIX if protected */
+  int tier;        /* enum cascade_tier holding the value */
+  uint32_t refs;   /* keys sharing this content (>= 1) */
+  uint32_t pins;   /* views currently held on the content */
 };
 
 /* Describe (ns, key) without reading its value.  Errors: -ENOENT, -EINVAL. */
@@ -335,8 +376,8 @@ typedef struct cascade_get_item {
   size_t klen;
   void *buf;
   size_t cap;
-  size_t vlen;             /* out */
-  int rc;                  /* out: as cascade_get would return */
+  size_t vlen; /* out */
+  int rc;      /* out: as cascade_get would return */
 } cascade_get_item;
 
 /*
@@ -347,17 +388,27 @@ typedef struct cascade_get_item {
 CASCADE_API int cascade_get_batch(cascade *c, const char *ns,
                                   cascade_get_item *items, size_t n);
 
+/*
+ * Start bringing the blocks of keys that are on disk only up into DRAM, in
+ * the background, and return at once.  A get of a block being brought up
+ * waits for that read instead of reading it a second time.  Keys that are
+ * missing, already in DRAM or already on their way are skipped.  Returns the
+ * number of blocks queued (0 without a disk tier), or -EINVAL.
+ */
+CASCADE_API int cascade_prefetch(cascade *c, const char *ns,
+                                 const cascade_key *keys, size_t n);
+
 /* ---- Statistics ---------------------------------------------------------------- */
 
 typedef struct cascade_tier_stats {
-  int present;             /* 1 if this tier is configured */
-  uint64_t blocks;         /* stored copies (after deduplication) */
-  uint64_t bytes;          /* value bytes stored */
-  uint64_t capacity;       /* bytes */
+  int present;       /* 1 if this tier is configured */
+  uint64_t blocks;   /* stored copies (after deduplication) */
+  uint64_t bytes;    /* value bytes stored */
+  uint64_t capacity; /* bytes */
   uint64_t hits, misses;
-  uint64_t evictions;      /* blocks dropped to make room */
-  uint64_t promotions;     /* blocks moved up into this tier */
-  uint64_t demotions;      /* blocks moved down out of this tier */
+  uint64_t evictions;  /* blocks dropped to make room */
+  uint64_t promotions; /* blocks moved up into this tier */
+  uint64_t demotions;  /* blocks moved down out of this tier */
 } cascade_tier_stats;
 
 /* Latency percentiles in ns: p50, p90, p99, p999, max. */
@@ -370,18 +421,26 @@ typedef struct cascade_latency {
  * function's.) */
 struct cascade_stats {
   cascade_tier_stats tier[CASCADE_NTIERS]; /* indexed by enum cascade_tier */
-  uint64_t keys;           /* live keys, all namespaces */
+  uint64_t keys;                           /* live keys, all namespaces */
   uint64_t namespaces;
   uint64_t puts, gets, hits, misses, deletes;
-  uint64_t expired;        /* keys removed because their TTL passed */
-  uint64_t dedup_hits;     /* puts that found their content stored */
+  uint64_t expired;           /* keys removed because their TTL passed */
+  uint64_t dedup_hits;        /* puts that found their content stored */
   uint64_t dedup_bytes_saved; /* bytes not stored thanks to dedup (now) */
-  uint64_t views;          /* views currently held (not yet released) */
+  uint64_t views;             /* views currently held (not yet released) */
   uint64_t dram_free_bytes;
   uint64_t dram_largest_free;
   double dram_fragmentation; /* 1 - largest_free / free (0 = none) */
-  int dram_hugepages;      /* 1 if the arena is on huge pages */
-  char policy[16];         /* eviction policy name */
+  int dram_hugepages;        /* 1 if the arena is on huge pages */
+  char policy[16];           /* eviction policy name */
+  /* disk tier (zero without one) */
+  char disk_mode[24];        /* "direct+io_uring", "buffered+pwrite", ... */
+  uint64_t disk_file_bytes;  /* size of the segment files */
+  uint64_t disk_live_bytes;  /* bytes of records still needed */
+  uint64_t disk_read_errors; /* reads that failed verification (missed) */
+  uint64_t disk_write_errors;
+  uint64_t disk_compactions; /* segment files reclaimed */
+  uint64_t disk_recovered;   /* keys found on disk at open */
   cascade_latency get_latency, put_latency;
 };
 
@@ -414,8 +473,7 @@ CASCADE_API int cascade_arena(cascade *c, int *fd, size_t *size,
  * blocks (which may exceed max_keys), or -EINVAL.
  */
 CASCADE_API int cascade_chain_keys(const uint32_t *tokens, size_t ntokens,
-                                   size_t tokens_per_block,
-                                   const uint8_t *seed,
+                                   size_t tokens_per_block, const uint8_t *seed,
                                    uint8_t (*keys)[CASCADE_CHAIN_KEY_BYTES],
                                    size_t max_keys);
 

@@ -4,7 +4,7 @@
 #   scripts/deps.sh [build|test|sanitize|clang|format|bench|all]   (default: build)
 #
 # Groups (each includes the ones it names):
-#   build     compiler, cmake, pkg-config, OpenSSL and xxHash headers
+#   build     compiler, cmake, pkg-config, OpenSSL, xxHash and liburing headers
 #   test      build + cmocka
 #   sanitize  test + clang and clang's sanitizer runtimes (gcc's come with gcc)
 #   clang     test + clang (the clang -Werror build compiles the tests too)
@@ -19,7 +19,7 @@
 # CASCADE_SKIP_DEPS=1 skips everything (for machines set up by hand).
 set -euo pipefail
 
-BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libxxhash-dev)
+BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libxxhash-dev liburing-dev)
 TEST_PKGS=(libcmocka-dev)
 CLANG_PKGS=(clang)
 FORMAT_PKGS=(clang-format)
@@ -36,7 +36,7 @@ SANITIZE_PKGS=(clang "libclang-rt-${clang_major}-dev")
 # ---- bench: packages the benchmarks need; extend this list ------------------
 # (e.g. python3-matplotlib or gnuplot for plots, redis-server or libhiredis-dev
 # and libhdf5-dev for baselines)
-BENCH_PKGS=()
+BENCH_PKGS=(fio)
 # -------------------------------------------------------------------------------
 
 group=${1:-build}

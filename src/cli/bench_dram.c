@@ -66,7 +66,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -99,20 +98,20 @@ enum {
 };
 
 static const char *const op_name[NOPS] = {
-    "memcpy", "sha256", "stream_copy", "put_nodedup",
-    "put_dedup", "get", "get_view"};
+    "memcpy",    "sha256", "stream_copy", "put_nodedup",
+    "put_dedup", "get",    "get_view"};
 
 struct result {
   int op;
   uint64_t bs;
   double ops_per_sec; /* median trial */
   double gbps, gbps_min, gbps_max;
-  double ratio_memcpy; /* median over rounds of rate / memcpy rate */
-  double ratio_sha;    /* the same against sha256 */
-  double ratio_stream; /* the same against stream_copy */
-  uint64_t ops;        /* timed operations, all trials */
-  double secs;         /* timed seconds, all trials */
-  const char *target;  /* NULL if the op has no target at this size */
+  double ratio_memcpy;     /* median over rounds of rate / memcpy rate */
+  double ratio_sha;        /* the same against sha256 */
+  double ratio_stream;     /* the same against stream_copy */
+  uint64_t ops;            /* timed operations, all trials */
+  double secs;             /* timed seconds, all trials */
+  const char *target;      /* NULL if the op has no target at this size */
   const char *target_text; /* the same, for the table */
   int met;
 };
@@ -149,49 +148,50 @@ struct bench {
 
 typedef int (*op_fn)(struct bench *b, uint64_t k);
 
-void cli_bench_usage(FILE *f) {
-  fprintf(f,
-          "Usage: cascade bench dram [--quick] [--json] [--sizes LIST] "
-          "[--seconds S]\n"
-          "                          [--capacity SIZE] [--stats] "
-          "[--set NAME=VALUE]...\n"
-          "\n"
-          "Measure the DRAM tier against its bounds, for each block size:\n"
-          "  memcpy       single-thread memcpy over a 256 MiB working set "
-          "(DRAM, not cache)\n"
-          "  sha256       OpenSSL SHA-256 on one core (EVP), same blocks\n"
-          "  stream_copy  copy with streaming (non-temporal) stores, the engine's"
-          " own\n"
-          "               routine: the bound for puts and large gets\n"
-          "  put_nodedup  cascade_put, dedup off        (target >= 0.8x "
-          "memcpy)\n"
-          "  put_dedup    cascade_put, dedup on: hashes  (ratio to memcpy "
-          "and to sha256;\n"
-          "               target >= 0.8x sha256)\n"
-          "  get          cascade_get copy-out          (target >= 0.9x "
-          "memcpy from 1 MiB)\n"
-          "  get_view     cascade_get_view + release, as block bytes per "
-          "view time\n"
-          "               (target >= 10x memcpy)\n"
-          "\n"
-          "Options:\n"
-          "  --sizes LIST     block sizes [4k,64k,1m,16m,64m; --quick: "
-          "4k,1m,16m]\n"
-          "  --seconds S      timed seconds per cell, split over %d trials "
-          "(median\n"
-          "                   reported) [0.5; --quick: 0.2]\n"
-          "  --quick          fewer sizes, shorter cells\n"
-          "  --capacity SIZE  DRAM arena of each of the two stores [512m]\n"
-          "  --json           one JSON object per line: a machine record, "
-          "then results\n"
-          "  --stats          print both stores' statistics at the end\n"
-          "  --set, --dram, --policy   engine settings (applied before "
-          "dedup is set\n"
-          "                   per store; prefault is on unless set off)\n"
-          "\n"
-          "Bytes read back are checked; wrong bytes end the run with exit "
-          "status 1.\n",
-          NTRIALS);
+void cli_bench_dram_usage(FILE *f) {
+  fprintf(
+      f,
+      "Usage: cascade bench dram [--quick] [--json] [--sizes LIST] "
+      "[--seconds S]\n"
+      "                          [--capacity SIZE] [--stats] "
+      "[--set NAME=VALUE]...\n"
+      "\n"
+      "Measure the DRAM tier against its bounds, for each block size:\n"
+      "  memcpy       single-thread memcpy over a 256 MiB working set "
+      "(DRAM, not cache)\n"
+      "  sha256       OpenSSL SHA-256 on one core (EVP), same blocks\n"
+      "  stream_copy  copy with streaming (non-temporal) stores, the engine's"
+      " own\n"
+      "               routine: the bound for puts and large gets\n"
+      "  put_nodedup  cascade_put, dedup off        (target >= 0.8x "
+      "memcpy)\n"
+      "  put_dedup    cascade_put, dedup on: hashes  (ratio to memcpy "
+      "and to sha256;\n"
+      "               target >= 0.8x sha256)\n"
+      "  get          cascade_get copy-out          (target >= 0.9x "
+      "memcpy from 1 MiB)\n"
+      "  get_view     cascade_get_view + release, as block bytes per "
+      "view time\n"
+      "               (target >= 10x memcpy)\n"
+      "\n"
+      "Options:\n"
+      "  --sizes LIST     block sizes [4k,64k,1m,16m,64m; --quick: "
+      "4k,1m,16m]\n"
+      "  --seconds S      timed seconds per cell, split over %d trials "
+      "(median\n"
+      "                   reported) [0.5; --quick: 0.2]\n"
+      "  --quick          fewer sizes, shorter cells\n"
+      "  --capacity SIZE  DRAM arena of each of the two stores [512m]\n"
+      "  --json           one JSON object per line: a machine record, "
+      "then results\n"
+      "  --stats          print both stores' statistics at the end\n"
+      "  --set, --dram, --policy   engine settings (applied before "
+      "dedup is set\n"
+      "                   per store; prefault is on unless set off)\n"
+      "\n"
+      "Bytes read back are checked; wrong bytes end the run with exit "
+      "status 1.\n",
+      NTRIALS);
 }
 
 /* ---- Content ------------------------------------------------------------- */
@@ -244,8 +244,7 @@ static int verify_sample(struct bench *b, const uint8_t *p, uint64_t j,
                          uint64_t stamp, uint64_t k) {
   uint64_t w = 1 + (k * 2654435761ull) % (b->nw - 1), v;
 
-  if ((v = load64(p)) != stamp)
-    return bad_word(b, j, 0, stamp, v, "stamp");
+  if ((v = load64(p)) != stamp) return bad_word(b, j, 0, stamp, v, "stamp");
   if ((v = load64(p + (b->nw - 1) * 8)) != pat(j, b->nw - 1))
     return bad_word(b, j, b->nw - 1, pat(j, b->nw - 1), v, "sample");
   if ((v = load64(p + w * 8)) != pat(j, w))
@@ -345,8 +344,7 @@ static int op_get(struct bench *b, uint64_t k) {
              j, vlen, b->bs);
     return CASCADE_ECORRUPT;
   }
-  if (b->verify_all)
-    return verify_full(b, p, j, b->stamp[b->s][j]);
+  if (b->verify_all) return verify_full(b, p, j, b->stamp[b->s][j]);
   if (k % VERIFY_EVERY == 0)
     return verify_sample(b, p, j, b->stamp[b->s][j], k);
   return 0;
@@ -395,8 +393,7 @@ static int warmup(struct bench *b, op_fn op, uint64_t *kp) {
 
   b->verify_all = 1;
   for (uint64_t end = k + b->n; k < end; k++)
-    if ((rc = op(b, k)) != 0)
-      break;
+    if ((rc = op(b, k)) != 0) break;
   b->verify_all = 0;
   *kp = k;
   return rc;
@@ -412,8 +409,7 @@ static int trial(struct bench *b, op_fn op, uint64_t batch, double secs,
 
   do {
     for (uint64_t i = 0; i < batch; i++, k++)
-      if ((rc = op(b, k)) != 0)
-        return rc;
+      if ((rc = op(b, k)) != 0) return rc;
     ops += batch;
     el = cli_now() - t0;
   } while (el < secs);
@@ -439,87 +435,6 @@ static void summarise(const struct bench *b, double *rate, struct result *r) {
   r->gbps_max = rate[NTRIALS - 1] * (double)b->bs / 1e9;
 }
 
-/* ---- Machine facts ------------------------------------------------------- */
-
-struct machine {
-  char cpu[256];
-  long cores;
-  char kernel[512];
-  uint64_t l3, mem;
-  char thp[128];
-};
-
-static void read_line(const char *path, char *buf, size_t cap) {
-  FILE *f = fopen(path, "r");
-
-  buf[0] = '\0';
-  if (f == NULL)
-    return;
-  if (fgets(buf, (int)cap, f) == NULL)
-    buf[0] = '\0';
-  fclose(f);
-  buf[strcspn(buf, "\n")] = '\0';
-}
-
-static void machine_facts(struct machine *m) {
-  FILE *f;
-  char line[512];
-  struct utsname u;
-
-  memset(m, 0, sizeof *m);
-  snprintf(m->cpu, sizeof m->cpu, "unknown");
-  f = fopen("/proc/cpuinfo", "r");
-  if (f != NULL) {
-    while (fgets(line, sizeof line, f) != NULL) {
-      if (strncmp(line, "model name", 10) == 0) {
-        const char *p = strchr(line, ':');
-
-        if (p != NULL) {
-          p++;
-          while (*p == ' ' || *p == '\t')
-            p++;
-          snprintf(m->cpu, sizeof m->cpu, "%s", p);
-          m->cpu[strcspn(m->cpu, "\n")] = '\0';
-        }
-        break;
-      }
-    }
-    fclose(f);
-  }
-  m->cores = sysconf(_SC_NPROCESSORS_ONLN);
-  if (uname(&u) == 0)
-    snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release,
-             u.machine);
-  for (int i = 0; i < 8; i++) {
-    char path[128], lvl[32], sz[32];
-    uint64_t v;
-
-    snprintf(path, sizeof path,
-             "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
-    read_line(path, lvl, sizeof lvl);
-    if (strcmp(lvl, "3") != 0)
-      continue;
-    snprintf(path, sizeof path,
-             "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
-    read_line(path, sz, sizeof sz);
-    if (cli_parse_size(sz, &v) == 0)
-      m->l3 = v;
-  }
-  f = fopen("/proc/meminfo", "r");
-  if (f != NULL) {
-    unsigned long long kb;
-
-    while (fgets(line, sizeof line, f) != NULL)
-      if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) {
-        m->mem = (uint64_t)kb * 1024;
-        break;
-      }
-    fclose(f);
-  }
-  read_line("/sys/kernel/mm/transparent_hugepage/enabled", m->thp,
-            sizeof m->thp);
-}
-
 /* ---- Set-up and tear-down ------------------------------------------------ */
 
 static uint64_t ws_blocks(uint64_t bs) {
@@ -532,8 +447,7 @@ static void *map_buffer(size_t bytes) {
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-  if (p == MAP_FAILED)
-    return NULL;
+  if (p == MAP_FAILED) return NULL;
   memset(p, 0, bytes); /* pre-fault */
   return p;
 }
@@ -708,15 +622,13 @@ static void print_table(const struct bench *b) {
   cli_table *t = cli_table_new(8, hd, "lrrrrrrl");
   int met = 0, targets = 0;
 
-  if (t == NULL)
-    return;
+  if (t == NULL) return;
   for (int i = 0; i < b->nres; i++) {
     const struct result *r = &b->res[i];
     char sz[32], g[32], o[32], rm[32], rst[32], rs[32], tg[64];
     const char *cells[8];
 
-    if (i > 0 && r->bs != b->res[i - 1].bs)
-      cli_table_row(t, NULL);
+    if (i > 0 && r->bs != b->res[i - 1].bs) cli_table_row(t, NULL);
     cells[0] = op_name[r->op];
     cells[1] = cli_fmt_size(r->bs, sz, sizeof sz);
     cells[2] = fmt_rate(r->gbps, g, sizeof g);
@@ -743,7 +655,7 @@ static void print_table(const struct bench *b) {
   printf("\ntargets met: %d of %d\n", met, targets);
 }
 
-static void print_header(const struct bench *b, const struct machine *m,
+static void print_header(const struct bench *b, const cli_machine *m,
                          const struct cascade_stats *st0, const char *policy,
                          const char *latency) {
   char l3[32], mem[32], cap[32], ws[32];
@@ -817,8 +729,7 @@ static int parse_sizes(struct bench *b, const char *list) {
     }
     b->sizes[b->nsizes++] = v;
     p += len;
-    if (*p == ',')
-      p++;
+    if (*p == ',') p++;
   }
   if (b->nsizes == 0) {
     cli_err("bench dram: --sizes: empty list");
@@ -836,7 +747,7 @@ static int parse_args(struct bench *b, cli_common *co, int argc, char **argv) {
     int r;
 
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-      cli_bench_usage(stdout);
+      cli_bench_dram_usage(stdout);
       return 1;
     }
     if (strcmp(argv[i], "--quick") == 0) {
@@ -855,26 +766,22 @@ static int parse_args(struct bench *b, cli_common *co, int argc, char **argv) {
       continue;
     }
     if ((r = cli_opt_value(argc, argv, &i, "--sizes", &v)) != 0) {
-      if (r < 0)
-        return -1;
+      if (r < 0) return -1;
       sizes = v;
       continue;
     }
     if ((r = cli_opt_value(argc, argv, &i, "--seconds", &v)) != 0) {
-      if (r < 0)
-        return -1;
+      if (r < 0) return -1;
       secs = v;
       continue;
     }
     if ((r = cli_opt_value(argc, argv, &i, "--capacity", &v)) != 0) {
-      if (r < 0)
-        return -1;
+      if (r < 0) return -1;
       cap = v;
       continue;
     }
     r = cli_common_option(co, argc, argv, &i);
-    if (r < 0)
-      return -1;
+    if (r < 0) return -1;
     if (r == 0) {
       cli_err("bench dram: unexpected argument '%s' (see cascade bench "
               "--help)",
@@ -919,10 +826,8 @@ static int parse_args(struct bench *b, cli_common *co, int argc, char **argv) {
 static void cleanup(struct bench *b) {
   cascade_close(b->store[0]);
   cascade_close(b->store[1]);
-  if (b->src_map != NULL)
-    munmap(b->src_map, b->map_bytes);
-  if (b->dst_map != NULL)
-    munmap(b->dst_map, b->map_bytes);
+  if (b->src_map != NULL) munmap(b->src_map, b->map_bytes);
+  if (b->dst_map != NULL) munmap(b->dst_map, b->map_bytes);
   free(b->stamp[0]);
   free(b->stamp[1]);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
@@ -960,18 +865,15 @@ static int run_size(struct bench *b, int size_idx, int ncells) {
     res[op].bs = bs;
     k[op] = 0;
     batch[op] = op == OP_GET_VIEW ? 256 : (1u << 20) / bs;
-    if (batch[op] < 1)
-      batch[op] = 1;
-    if (batch[op] > 256)
-      batch[op] = 256;
+    if (batch[op] < 1) batch[op] = 1;
+    if (batch[op] > 256) batch[op] = 256;
   }
 
   for (op = 0; op < NOPS; op++) {
     snprintf(what, sizeof what, "%s %s: warm-up", op_name[op], sz);
     cli_progress(size_idx * NOPS + op + 1, ncells, what);
     b->s = store_of[op];
-    if ((rc = warmup(b, fn[op], &k[op])) != 0)
-      goto fail;
+    if ((rc = warmup(b, fn[op], &k[op])) != 0) goto fail;
   }
   for (int t = 0; t < NTRIALS; t++)
     for (op = 0; op < NOPS; op++) {
@@ -981,12 +883,10 @@ static int run_size(struct bench *b, int size_idx, int ncells) {
       b->s = store_of[op];
       rc = trial(b, fn[op], batch[op], b->seconds / NTRIALS, &k[op],
                  &rate[op][t], &res[op]);
-      if (rc != 0)
-        goto fail;
+      if (rc != 0) goto fail;
     }
   op = OP_PUT_DEDUP;
-  if ((rc = check_dedup_store(b)) != 0)
-    goto fail;
+  if ((rc = check_dedup_store(b)) != 0) goto fail;
 
   /* Ratios pair each trial with the memcpy (sha256) trial of the same
    * round, then take the median: drift between rounds cancels. */
@@ -1025,10 +925,10 @@ fail:
   return CLI_FAIL;
 }
 
-static int bench_dram(int argc, char **argv, const cli_common *co0) {
+int cli_bench_dram(int argc, char **argv, const cli_common *co0) {
   struct bench *b;
   cli_common co = *co0;
-  struct machine m;
+  cli_machine m;
   struct cascade_stats st[2];
   char policy[64] = "?", latency[16] = "?";
   uint64_t need = 0;
@@ -1051,12 +951,9 @@ static int bench_dram(int argc, char **argv, const cli_common *co0) {
     uint64_t n = ws_blocks(b->sizes[i]), bytes = n * b->sizes[i];
     uint64_t room = bytes + b->sizes[i] + n * 64;
 
-    if (bytes > b->buf_bytes)
-      b->buf_bytes = bytes;
-    if (room > need)
-      need = room;
-    if (n > b->stamp_cap)
-      b->stamp_cap = n;
+    if (bytes > b->buf_bytes) b->buf_bytes = bytes;
+    if (room > need) need = room;
+    if (n > b->stamp_cap) b->stamp_cap = n;
   }
   if (b->capacity < need) {
     char c1[32], c2[32];
@@ -1072,8 +969,7 @@ static int bench_dram(int argc, char **argv, const cli_common *co0) {
   /* Engine settings first (a bad --set is a usage error), then buffers. */
   cli_progress(0, b->nsizes * NOPS, "opening the stores, pre-faulting");
   rc = open_store(b, &co, 0, &b->store[0]);
-  if (rc == CLI_OK)
-    rc = open_store(b, &co, 1, &b->store[1]);
+  if (rc == CLI_OK) rc = open_store(b, &co, 1, &b->store[1]);
   if (rc != CLI_OK) {
     cleanup(b);
     free(b);
@@ -1115,7 +1011,7 @@ static int bench_dram(int argc, char **argv, const cli_common *co0) {
 
   memset(st, 0, sizeof st);
   cascade_stats(b->store[0], &st[0]);
-  machine_facts(&m);
+  cli_machine_facts(&m);
   print_header(b, &m, &st[0], policy, latency);
 
   rc = CLI_OK;
@@ -1124,12 +1020,10 @@ static int bench_dram(int argc, char **argv, const cli_common *co0) {
   cli_progress_done();
 
   if (rc == CLI_OK) {
-    if (!b->json)
-      print_table(b);
+    if (!b->json) print_table(b);
     for (int s = 0; s < 2; s++) {
       memset(&st[s], 0, sizeof st[s]);
-      if (cascade_stats(b->store[s], &st[s]) != 0)
-        continue;
+      if (cascade_stats(b->store[s], &st[s]) != 0) continue;
       if (st[s].tier[CASCADE_TIER_DRAM].evictions != 0)
         cli_err("warning: store %d (dedup %s) evicted %" PRIu64
                 " blocks: the numbers include eviction; raise --capacity",
@@ -1152,19 +1046,4 @@ static int bench_dram(int argc, char **argv, const cli_common *co0) {
   cleanup(b);
   free(b);
   return rc;
-}
-
-int cli_cmd_bench(int argc, char **argv, const cli_common *co) {
-  if (argc < 2) {
-    cli_err("bench: which benchmark? (known: dram; see cascade bench --help)");
-    return CLI_USAGE;
-  }
-  if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-    cli_bench_usage(stdout);
-    return CLI_OK;
-  }
-  if (strcmp(argv[1], "dram") == 0)
-    return bench_dram(argc - 2, argv + 2, co);
-  cli_err("bench: unknown benchmark '%s' (known: dram)", argv[1]);
-  return CLI_USAGE;
 }

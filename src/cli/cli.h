@@ -6,10 +6,12 @@
  * Files:
  *   main.c        argument parsing, help texts, dispatch, `config`
  *   util.c        sizes, numbers, time, progress line, tables, JSON
- *                 strings, printing cascade_stats
+ *                 strings, machine facts, printing cascade_stats
  *   demo.c        `cascade demo`: a checked walk through the API
  *   bench_dram.c  `cascade bench dram`: the DRAM tier against memcpy and
  *                 OpenSSL SHA-256
+ *   bench_disk.c  `cascade bench disk`: the disk tier against fio and a
+ *                 file-per-block layout
  *
  * Conventions: every function shared between files has the cli_ prefix;
  * commands return an exit status (CLI_OK, CLI_FAIL, CLI_USAGE) and print
@@ -145,6 +147,19 @@ void cli_json_str(FILE *f, const char *s);
 /* Write a double as a JSON number (or null if not finite). */
 void cli_json_num(FILE *f, double v);
 
+/* ---- Machine facts (for benchmark headers) ------------------------------- */
+
+typedef struct cli_machine {
+  char cpu[256];    /* CPU model name, "unknown" if not found */
+  long cores;       /* online CPUs */
+  char kernel[512]; /* "Linux <release> <arch>" */
+  uint64_t l3, mem; /* L3 cache of cpu0 and total memory, bytes; 0 unknown */
+  char thp[128];    /* transparent huge pages setting, "" unknown */
+} cli_machine;
+
+/* Fill *m from /proc and /sys; what cannot be read is left empty/zero. */
+void cli_machine_facts(cli_machine *m);
+
 /* ---- Store statistics ---------------------------------------------------- */
 
 /* Print a snapshot of cascade_stats as readable tables, each line prefixed
@@ -157,8 +172,14 @@ void cli_print_stats(FILE *f, const struct cascade_stats *st,
 /* argv[0] is the command name; the rest are its arguments. */
 int cli_cmd_demo(int argc, char **argv, const cli_common *co);
 int cli_cmd_bench(int argc, char **argv, const cli_common *co);
+/* The benchmarks of `cascade bench`; argv[0] is the first argument after
+ * the benchmark's name. */
+int cli_bench_dram(int argc, char **argv, const cli_common *co);
+int cli_bench_disk(int argc, char **argv, const cli_common *co);
 
 void cli_demo_usage(FILE *f);
 void cli_bench_usage(FILE *f);
+void cli_bench_dram_usage(FILE *f);
+void cli_bench_disk_usage(FILE *f);
 
 #endif /* CASCADE_CLI_H */

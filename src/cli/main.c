@@ -1,7 +1,7 @@
 /*
  * main.c - the `cascade` command-line tool: parses the options common to
  * every command, dispatches to the command, and implements the small
- * commands (help, version, config).
+ * commands (help, version, config) and the `bench` dispatch.
  *
  *   cascade [OPTIONS] COMMAND [ARGS...]
  *
@@ -28,6 +28,8 @@ static void usage(FILE *f) {
           "each step\n"
           "  bench dram    measure the DRAM tier against memcpy and OpenSSL "
           "SHA-256\n"
+          "  bench disk    measure the disk tier against fio and a "
+          "file-per-block layout\n"
           "  config        print every engine setting with its value\n"
           "  help [CMD]    show this help, or the help of CMD\n"
           "  version       print the library version\n"
@@ -136,6 +138,33 @@ static int cmd_config(int argc, char **argv, const cli_common *co0) {
   return rc;
 }
 
+/* ---- bench ---------------------------------------------------------------- */
+
+void cli_bench_usage(FILE *f) {
+  fprintf(f, "Usage: cascade bench dram|disk [OPTIONS]\n\n");
+  cli_bench_dram_usage(f);
+  fputc('\n', f);
+  cli_bench_disk_usage(f);
+}
+
+int cli_cmd_bench(int argc, char **argv, const cli_common *co) {
+  if (argc < 2) {
+    cli_err("bench: which benchmark? (known: dram, disk; see cascade bench "
+            "--help)");
+    return CLI_USAGE;
+  }
+  if (is_help(argv[1])) {
+    cli_bench_usage(stdout);
+    return CLI_OK;
+  }
+  if (strcmp(argv[1], "dram") == 0)
+    return cli_bench_dram(argc - 2, argv + 2, co);
+  if (strcmp(argv[1], "disk") == 0)
+    return cli_bench_disk(argc - 2, argv + 2, co);
+  cli_err("bench: unknown benchmark '%s' (known: dram, disk)", argv[1]);
+  return CLI_USAGE;
+}
+
 struct command {
   const char *name;
   int (*run)(int argc, char **argv, const cli_common *co);
@@ -156,8 +185,7 @@ static const struct command commands[] = {
 
 static const struct command *find_command(const char *name) {
   for (size_t k = 0; k < NCOMMANDS; k++)
-    if (strcmp(commands[k].name, name) == 0)
-      return &commands[k];
+    if (strcmp(commands[k].name, name) == 0) return &commands[k];
   return NULL;
 }
 
@@ -201,10 +229,8 @@ int main(int argc, char **argv) {
       return CLI_OK;
     }
     r = cli_common_option(&co, argc, argv, &i);
-    if (r < 0)
-      return CLI_USAGE;
-    if (r > 0)
-      continue;
+    if (r < 0) return CLI_USAGE;
+    if (r > 0) continue;
     if (a[0] == '-') {
       cli_err("unknown option '%s' (see cascade --help)", a);
       return CLI_USAGE;

@@ -2,7 +2,8 @@
  * util.c - small helpers shared by the commands of the `cascade` tool:
  * the common options (--set/--dram/--policy), size parsing and formatting,
  * a monotonic clock, a progress line on stderr, text tables, JSON string
- * escaping and a readable dump of cascade_stats.
+ * escaping, facts about the machine (for benchmark headers) and a readable
+ * dump of cascade_stats.
  *
  * Nothing here keeps global state except the progress line's "shown" flag;
  * the tool is single-threaded.  Tables own copies of their cells and are
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,15 +43,13 @@ int cli_opt_value(int argc, char **argv, int *i, const char *name,
   const char *a = argv[*i];
   size_t n = strlen(name);
 
-  if (strncmp(a, name, n) != 0)
-    return 0;
+  if (strncmp(a, name, n) != 0) return 0;
   if (a[n] == '=') {
     *val = a + n + 1;
     *i += 1;
     return 1;
   }
-  if (a[n] != '\0')
-    return 0;
+  if (a[n] != '\0') return 0;
   if (*i + 1 >= argc) {
     cli_err("option %s needs a value", name);
     return -1;
@@ -84,8 +84,7 @@ int cli_parse_common_only(cli_common *co, int argc, char **argv,
       return CLI_OK;
     }
     int r = cli_common_option(co, argc, argv, &i);
-    if (r < 0)
-      return CLI_USAGE;
+    if (r < 0) return CLI_USAGE;
     if (r == 0) {
       cli_err("%s: unexpected argument '%s' (see cascade %s --help)", cmd,
               argv[i], cmd);
@@ -102,8 +101,7 @@ int cli_common_option(cli_common *co, int argc, char **argv, int *i) {
   if ((r = cli_opt_value(argc, argv, i, "--set", &v)) != 0) {
     const char *eq;
 
-    if (r < 0)
-      return -1;
+    if (r < 0) return -1;
     eq = strchr(v, '=');
     if (eq == NULL) {
       cli_err("--set %s: expected NAME=VALUE", v);
@@ -150,19 +148,16 @@ int cli_parse_size(const char *s, uint64_t *out) {
   char suf[8];
   size_t n = 0;
 
-  if (s == NULL || !isdigit((unsigned char)*p))
-    return -1;
+  if (s == NULL || !isdigit((unsigned char)*p)) return -1;
   for (; isdigit((unsigned char)*p); p++) {
     unsigned d = (unsigned)(*p - '0');
 
-    if (v > (UINT64_MAX - d) / 10)
-      return -1;
+    if (v > (UINT64_MAX - d) / 10) return -1;
     v = v * 10 + d;
   }
   while (*p != '\0' && n < sizeof suf - 1)
     suf[n++] = (char)tolower((unsigned char)*p++);
-  if (*p != '\0')
-    return -1;
+  if (*p != '\0') return -1;
   suf[n] = '\0';
   if (n > 0) {
     switch (suf[0]) {
@@ -189,8 +184,7 @@ int cli_parse_size(const char *s, uint64_t *out) {
                           (n == 3 && suf[1] == 'i' && suf[2] == 'b')))
       return -1;
   }
-  if (v > UINT64_MAX / mul)
-    return -1;
+  if (v > UINT64_MAX / mul) return -1;
   *out = v * mul;
   return 0;
 }
@@ -217,8 +211,7 @@ const char *cli_fmt_count(uint64_t n, char *buf, size_t cap) {
   size_t o = 0;
 
   for (int k = 0; k < len && o + 2 < cap; k++) {
-    if (k > 0 && (len - k) % 3 == 0)
-      buf[o++] = ',';
+    if (k > 0 && (len - k) % 3 == 0) buf[o++] = ',';
     buf[o++] = tmp[k];
   }
   buf[o < cap ? o : cap - 1] = '\0';
@@ -249,16 +242,14 @@ double cli_now(void) {
 static int progress_shown;
 
 void cli_progress(int idx, int total, const char *what) {
-  if (!isatty(STDERR_FILENO))
-    return;
+  if (!isatty(STDERR_FILENO)) return;
   fprintf(stderr, "\r\033[K[%d/%d] %s", idx, total, what);
   fflush(stderr);
   progress_shown = 1;
 }
 
 void cli_progress_done(void) {
-  if (!progress_shown)
-    return;
+  if (!progress_shown) return;
   fputs("\r\033[K", stderr);
   fflush(stderr);
   progress_shown = 0;
@@ -279,11 +270,9 @@ cli_table *cli_table_new(int ncols, const char *const *headers,
                          const char *align) {
   cli_table *t;
 
-  if (ncols < 1 || ncols > TABLE_MAX_COLS)
-    return NULL;
+  if (ncols < 1 || ncols > TABLE_MAX_COLS) return NULL;
   t = calloc(1, sizeof *t);
-  if (t == NULL)
-    return NULL;
+  if (t == NULL) return NULL;
   t->ncols = ncols;
   for (int c = 0; c < ncols; c++)
     t->align[c] = (align != NULL && align[c] == 'r') ? 'r' : 'l';
@@ -299,8 +288,7 @@ int cli_table_row(cli_table *t, const char *const *cells) {
     size_t ncap = t->cap ? t->cap * 2 : 16;
     char **p = realloc(t->cells, ncap * (size_t)t->ncols * sizeof *p);
 
-    if (p == NULL)
-      return -ENOMEM;
+    if (p == NULL) return -ENOMEM;
     t->cells = p;
     t->cap = ncap;
   }
@@ -329,8 +317,7 @@ void cli_table_print(const cli_table *t, FILE *f, const char *indent) {
       const char *s = t->cells[r * (size_t)t->ncols + (size_t)c];
       int len = s ? (int)strlen(s) : 0;
 
-      if (len > w[c])
-        w[c] = len;
+      if (len > w[c]) w[c] = len;
     }
   for (size_t r = 0; r < t->nrows; r++) {
     char line[1024];
@@ -338,8 +325,7 @@ void cli_table_print(const cli_table *t, FILE *f, const char *indent) {
     int blank = 1;
 
     for (int c = 0; c < t->ncols; c++)
-      if (t->cells[r * (size_t)t->ncols + (size_t)c] != NULL)
-        blank = 0;
+      if (t->cells[r * (size_t)t->ncols + (size_t)c] != NULL) blank = 0;
     if (blank) {
       fputc('\n', f);
       continue;
@@ -348,32 +334,26 @@ void cli_table_print(const cli_table *t, FILE *f, const char *indent) {
       const char *s = t->cells[r * (size_t)t->ncols + (size_t)c];
       int n;
 
-      if (s == NULL)
-        s = "";
+      if (s == NULL) s = "";
       if (t->align[c] == 'r')
         n = snprintf(line + o, sizeof line - o, "%s%*s", c ? "  " : "", w[c],
                      s);
       else
         n = snprintf(line + o, sizeof line - o, "%s%-*s", c ? "  " : "", w[c],
                      s);
-      if (n < 0)
-        break;
+      if (n < 0) break;
       o += (size_t)n;
     }
-    if (o >= sizeof line)
-      o = sizeof line - 1;
-    while (o > 0 && line[o - 1] == ' ')
-      o--;
+    if (o >= sizeof line) o = sizeof line - 1;
+    while (o > 0 && line[o - 1] == ' ') o--;
     line[o] = '\0';
     fprintf(f, "%s%s\n", indent ? indent : "", line);
   }
 }
 
 void cli_table_free(cli_table *t) {
-  if (t == NULL)
-    return;
-  for (size_t k = 0; k < t->nrows * (size_t)t->ncols; k++)
-    free(t->cells[k]);
+  if (t == NULL) return;
+  for (size_t k = 0; k < t->nrows * (size_t)t->ncols; k++) free(t->cells[k]);
   free(t->cells);
   free(t);
 }
@@ -420,6 +400,74 @@ void cli_json_num(FILE *f, double v) {
     fprintf(f, "%.6g", v);
 }
 
+/* ---- Machine facts ------------------------------------------------------- */
+
+static void read_line(const char *path, char *buf, size_t cap) {
+  FILE *f = fopen(path, "r");
+
+  buf[0] = '\0';
+  if (f == NULL) return;
+  if (fgets(buf, (int)cap, f) == NULL) buf[0] = '\0';
+  fclose(f);
+  buf[strcspn(buf, "\n")] = '\0';
+}
+
+void cli_machine_facts(cli_machine *m) {
+  FILE *f;
+  char line[512];
+  struct utsname u;
+
+  memset(m, 0, sizeof *m);
+  snprintf(m->cpu, sizeof m->cpu, "unknown");
+  f = fopen("/proc/cpuinfo", "r");
+  if (f != NULL) {
+    while (fgets(line, sizeof line, f) != NULL) {
+      if (strncmp(line, "model name", 10) == 0) {
+        const char *p = strchr(line, ':');
+
+        if (p != NULL) {
+          p++;
+          while (*p == ' ' || *p == '\t') p++;
+          snprintf(m->cpu, sizeof m->cpu, "%s", p);
+          m->cpu[strcspn(m->cpu, "\n")] = '\0';
+        }
+        break;
+      }
+    }
+    fclose(f);
+  }
+  m->cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (uname(&u) == 0)
+    snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release,
+             u.machine);
+  for (int i = 0; i < 8; i++) {
+    char path[128], lvl[32], sz[32];
+    uint64_t v;
+
+    snprintf(path, sizeof path,
+             "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+    read_line(path, lvl, sizeof lvl);
+    if (strcmp(lvl, "3") != 0) continue;
+    snprintf(path, sizeof path,
+             "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+    read_line(path, sz, sizeof sz);
+    if (cli_parse_size(sz, &v) == 0) m->l3 = v;
+  }
+  f = fopen("/proc/meminfo", "r");
+  if (f != NULL) {
+    unsigned long long kb;
+
+    while (fgets(line, sizeof line, f) != NULL)
+      if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) {
+        m->mem = (uint64_t)kb * 1024;
+        break;
+      }
+    fclose(f);
+  }
+  read_line("/sys/kernel/mm/transparent_hugepage/enabled", m->thp,
+            sizeof m->thp);
+}
+
 /* ---- Statistics ---------------------------------------------------------- */
 
 static const char *const tier_name[CASCADE_NTIERS] = {"gpu", "dram", "remote",
@@ -438,16 +486,14 @@ void cli_print_stats(FILE *f, const struct cascade_stats *st,
   char a[32], b[32], c[32], d[32], e[32], g[32], h[32], i[32];
   cli_table *t;
 
-  if (indent == NULL)
-    indent = "";
+  if (indent == NULL) indent = "";
 
   /* Keys and operations. */
   {
     static const char *const hd[4] = {"store", "", "", ""};
 
     t = cli_table_new(4, hd, "lrlr");
-    if (t == NULL)
-      return;
+    if (t == NULL) return;
     kv_row(t, "keys", cli_fmt_count(st->keys, a, sizeof a), "namespaces",
            cli_fmt_count(st->namespaces, b, sizeof b));
     kv_row(t, "puts", cli_fmt_count(st->puts, c, sizeof c), "gets",
@@ -485,14 +531,12 @@ void cli_print_stats(FILE *f, const struct cascade_stats *st,
                                       "evicted",  "promoted", "demoted"};
 
     t = cli_table_new(9, hd, "lrrrrrrrr");
-    if (t == NULL)
-      return;
+    if (t == NULL) return;
     for (int k = 0; k < CASCADE_NTIERS; k++) {
       const cascade_tier_stats *ts = &st->tier[k];
       const char *cells[9];
 
-      if (!ts->present)
-        continue;
+      if (!ts->present) continue;
       cells[0] = tier_name[k];
       cells[1] = cli_fmt_count(ts->blocks, a, sizeof a);
       cells[2] = cli_fmt_size(ts->bytes, b, sizeof b);
@@ -517,8 +561,7 @@ void cli_print_stats(FILE *f, const struct cascade_stats *st,
     static const char *const nm[2] = {"get", "put"};
 
     t = cli_table_new(7, hd, "lrrrrrr");
-    if (t == NULL)
-      return;
+    if (t == NULL) return;
     for (int k = 0; k < 2; k++) {
       const char *cells[7];
 

@@ -16,17 +16,23 @@
 
 #include "core/internal.h"
 
-enum st { ST_SIZE, ST_BOOL, ST_ENUM, ST_UINT };
+enum st { ST_SIZE, ST_BOOL, ST_ENUM, ST_UINT, ST_STR };
 
 struct setting {
   const char *name;
   enum st type;
-  size_t off;               /* offsetof in struct cascade_config */
-  uint64_t min, max;        /* ST_SIZE, ST_UINT */
+  size_t off;                 /* offsetof in struct cascade_config */
+  uint64_t min, max;          /* ST_SIZE, ST_UINT */
   const char *const *choices; /* ST_ENUM: NULL-terminated */
 };
 
+/* ST_STR settings are stored in char arrays of CASCADE_CFG_STR bytes
+ * (max - 1 characters). */
+
 static const char *const backing_names[] = {"memfd", "shm", NULL};
+static const char *const sync_names[] = {"none", "batch", "always", NULL};
+static const char *const write_names[] = {"back", "through", "selective", NULL};
+static const char *const io_names[] = {"auto", "direct", "buffered", NULL};
 
 #define OFF(f) offsetof(struct cascade_config, f)
 /* X(name, type, field, min, max, choices) */
@@ -40,7 +46,23 @@ static const char *const backing_names[] = {"memfd", "shm", NULL};
   X("dedup", ST_BOOL, dedup, 0, 1, NULL)                                       \
   X("policy", ST_ENUM, policy, 0, 0, policy_names)                             \
   X("index.shards", ST_UINT, shards, 1, 4096, NULL)                            \
-  X("stats.latency", ST_BOOL, stats_latency, 0, 1, NULL)
+  X("stats.latency", ST_BOOL, stats_latency, 0, 1, NULL)                       \
+  X("disk.dir", ST_STR, disk_dir, 0, CASCADE_CFG_STR, NULL)                    \
+  X("disk.rank", ST_UINT, disk_rank, 0, 999, NULL)                             \
+  X("disk.capacity", ST_SIZE, disk_capacity, 0, UINT64_C(1) << 60, NULL)       \
+  X("disk.segment_size", ST_SIZE, disk_segment_size, UINT64_C(1) << 20,        \
+    UINT64_C(1) << 40, NULL)                                                   \
+  X("disk.sync", ST_ENUM, disk_sync, 0, 0, sync_names)                         \
+  X("disk.write", ST_ENUM, disk_write, 0, 0, write_names)                      \
+  X("disk.write_after", ST_UINT, disk_write_after, 1, 1u << 30, NULL)          \
+  X("disk.promote_after", ST_UINT, disk_promote_after, 0, 1u << 30, NULL)      \
+  X("disk.io", ST_ENUM, disk_io, 0, 0, io_names)                               \
+  X("disk.queue_depth", ST_UINT, disk_queue_depth, 1, 256, NULL)               \
+  X("disk.write_buffer", ST_UINT, disk_write_buffer, UINT64_C(64) << 10,       \
+    UINT64_C(256) << 20, NULL)                                                 \
+  X("disk.compact_below", ST_UINT, disk_compact_below, 1, 100, NULL)           \
+  X("disk.stripe_count", ST_UINT, disk_stripe_count, 0, 65535, NULL)           \
+  X("disk.stripe_size", ST_SIZE, disk_stripe_size, 0, UINT64_C(1) << 40, NULL)
 
 #define AS_SETTING(n, t, f, lo, hi, ch) {n, t, OFF(f), lo, hi, ch},
 #define AS_NAME(n, t, f, lo, hi, ch) n,
@@ -57,6 +79,13 @@ void config_defaults(struct cascade_config *cfg) {
   snprintf(cfg->policy, sizeof cfg->policy, "%s", "semantic");
   cfg->shards = 64;
   cfg->stats_latency = 1;
+  cfg->disk_segment_size = UINT64_C(256) << 20;
+  cfg->disk_sync = 1; /* batch */
+  cfg->disk_write_after = 2;
+  cfg->disk_promote_after = 3;
+  cfg->disk_queue_depth = 8;
+  cfg->disk_write_buffer = UINT32_C(2) << 20;
+  cfg->disk_compact_below = 50;
 }
 
 int cascade_config_new(cascade_config **out) {
@@ -98,11 +127,20 @@ static int parse_size(const char *s, uint64_t *out) {
   }
   unsigned shift = 0;
   switch (tolower((unsigned char)*end)) {
-  case 'k': shift = 10; break;
-  case 'm': shift = 20; break;
-  case 'g': shift = 30; break;
-  case 't': shift = 40; break;
-  default: break;
+  case 'k':
+    shift = 10;
+    break;
+  case 'm':
+    shift = 20;
+    break;
+  case 'g':
+    shift = 30;
+    break;
+  case 't':
+    shift = 40;
+    break;
+  default:
+    break;
   }
   if (shift) {
     end++;
@@ -140,18 +178,22 @@ int cascade_config_set(cascade_config *cfg, const char *name,
   switch (st->type) {
   case ST_SIZE: {
     uint64_t v;
-    if (parse_size(value, &v) < 0 || v < st->min || v > st->max)
-      return -EINVAL;
+    if (parse_size(value, &v) < 0 || v < st->min || v > st->max) return -EINVAL;
     memcpy(field, &v, sizeof v);
     return 0;
   }
   case ST_UINT: {
     uint64_t v;
-    if (parse_size(value, &v) < 0 || v < st->min || v > st->max)
-      return -EINVAL;
+    if (parse_size(value, &v) < 0 || v < st->min || v > st->max) return -EINVAL;
     if (strcmp(name, "index.shards") == 0 && (v & (v - 1))) return -EINVAL;
     uint32_t v32 = (uint32_t)v;
     memcpy(field, &v32, sizeof v32);
+    return 0;
+  }
+  case ST_STR: {
+    size_t n = strlen(value);
+    if (n >= st->max || memchr(value, '\n', n)) return -EINVAL;
+    memcpy(field, value, n + 1);
     return 0;
   }
   case ST_BOOL: {
@@ -180,8 +222,11 @@ int cascade_config_get(const cascade_config *cfg, const char *name, char *buf,
   const struct setting *st = find_setting(name);
   if (!st) return CASCADE_EUNKNOWN;
   const char *field = (const char *)cfg + st->off;
-  char tmp[64];
+  char tmp[CASCADE_CFG_STR];
   switch (st->type) {
+  case ST_STR:
+    snprintf(tmp, sizeof tmp, "%s", field);
+    break;
   case ST_SIZE: {
     uint64_t v;
     memcpy(&v, field, sizeof v);

@@ -47,10 +47,18 @@
 #include "core/copy.h"
 #include "core/oatab.h"
 #include "policy/policy.h"
+#include "tier/disk.h"
 #include "tier/dram.h"
 
 #define BLK_DEAD 0x80000000u
+#define BLK_RETIRED 0x40000000u /* a demotion left an extent to free */
+#define BLK_PINS 0x3fffffffu
+/* blk->off of a block that is not in DRAM (a zero-length block in DRAM has
+ * DRAM_OFF_EMPTY) */
+#define BLK_OFF_NONE (UINT64_MAX - 1)
 #define NCLASSES 3 /* priority classes LOW, NORMAL, HIGH */
+
+#define CASCADE_CFG_STR 4096 /* bytes of a string setting, with its NUL */
 
 struct cascade_config {
   uint64_t dram_capacity;
@@ -62,6 +70,26 @@ struct cascade_config {
   char policy[16];
   uint32_t shards;
   int stats_latency;
+  char disk_dir[CASCADE_CFG_STR]; /* "" = no disk tier */
+  uint32_t disk_rank;
+  uint64_t disk_capacity;
+  uint64_t disk_segment_size;
+  int disk_sync;  /* enum disk_sync */
+  int disk_write; /* enum disk_write */
+  uint32_t disk_write_after;
+  uint32_t disk_promote_after;
+  int disk_io; /* enum disk_io */
+  uint32_t disk_queue_depth;
+  uint32_t disk_write_buffer;
+  uint32_t disk_compact_below; /* percent */
+  uint32_t disk_stripe_count;
+  uint64_t disk_stripe_size;
+};
+
+enum disk_write {
+  DISK_WRITE_BACK = 0,
+  DISK_WRITE_THROUGH,
+  DISK_WRITE_SELECTIVE
 };
 
 /* Default-initialise a configuration. */
@@ -76,43 +104,54 @@ typedef struct ns_obj {
 } ns_obj;
 
 typedef struct kent {
-  struct kent *bprev, *bnext;    /* block's key list (mem_lock) */
+  struct kent *bprev, *bnext; /* block's key list (mem_lock) */
   struct cascade_blk *blk;
   const ns_obj *ns;
   uint64_t hash;
-  uint64_t expire_ns;            /* CLOCK_REALTIME ns; 0 = never */
-  uint32_t tidx;                 /* TTL heap slot or UINT32_MAX */
-  int8_t prio;                   /* enum cascade_priority */
-  uint8_t flags;                 /* CASCADE_PUT_PREFIX */
+  uint64_t expire_ns; /* CLOCK_REALTIME ns; 0 = never */
+  uint32_t tidx;      /* TTL heap slot or UINT32_MAX */
+  int8_t prio;        /* enum cascade_priority */
+  uint8_t flags;      /* CASCADE_PUT_PREFIX */
+  disk_loc kloc;      /* its KEY record, or DISK_LOC_NONE */
+  uint64_t kbytes;    /* that record's size */
   uint32_t klen;
   uint8_t key[];
 } kent;
 
 typedef struct cascade_blk {
   /* first cache line: everything the hit path touches */
-  pol_item pi;                   /* must stay first (container_of); atime */
-  uint64_t off;                  /* arena offset or DRAM_OFF_EMPTY */
-  uint64_t len;                  /* value bytes */
-  _Atomic uint32_t pins;         /* count | BLK_DEAD */
-  int cls;                       /* policy class the item is in, -1 none */
+  pol_item pi;           /* must stay first (container_of); atime */
+  _Atomic uint64_t off;  /* arena offset (DRAM_OFF_EMPTY if
+                                    empty), BLK_OFF_NONE if the block is
+                                    not in DRAM (on disk only) */
+  uint64_t len;          /* value bytes */
+  _Atomic uint32_t pins; /* count | BLK_DEAD | BLK_RETIRED */
+  int cls;               /* policy class the item is in, -1 none */
   /* the rest: puts, removal, eviction (mem_lock) */
-  dram_ext *ext;
+  dram_ext *ext;            /* NULL when not in DRAM */
+  dram_ext *retired;        /* left by a demotion while pinned */
+  _Atomic uint64_t dloc;    /* VALUE record on disk, DISK_LOC_NONE */
+  uint64_t dbytes;          /* that record's size */
+  _Atomic uint32_t dreads;  /* reads served from disk */
+  _Atomic uint32_t loading; /* a prefetch is bringing it up */
+  cascade_cid dcid;         /* identity on disk: cid, or a unique
+                                    synthetic id without dedup */
   cascade_cid cid;
   const ns_obj *ns;
-  uint32_t nprefix;              /* keys with CASCADE_PUT_PREFIX */
-  uint32_t nprio[NCLASSES];      /* keys per priority class */
-  uint32_t drefs;                /* live (1) + children pointing here
+  uint32_t nprefix;               /* keys with CASCADE_PUT_PREFIX */
+  uint32_t nprio[NCLASSES];       /* keys per priority class */
+  uint32_t drefs;                 /* live (1) + children pointing here
                                     + 1 while on an eviction aside list */
-  kent *keys;                    /* key list head */
-  struct cascade_blk *parent;    /* previous block of its prefix chain */
+  kent *keys;                     /* key list head */
+  struct cascade_blk *parent;     /* previous block of its prefix chain */
   struct cascade_blk *cache_next; /* descriptor cache link */
-  struct cascade_blk *aside;     /* pinned victims set aside by eviction */
-  uint8_t live, in_ctab, ext_freed, has_cid;
+  struct cascade_blk *aside;      /* pinned victims set aside by eviction */
+  uint8_t live, in_ctab, ext_freed, has_cid, in_dtab, in_dram;
 } __attribute__((aligned(64))) cascade_blk;
 
 typedef struct shard {
   pthread_mutex_t lock;
-  oat tab;                       /* key hash -> kent */
+  oat tab; /* key hash -> kent */
   uint64_t gets, hits, misses;
   char pad[64];
 } shard;
@@ -131,27 +170,47 @@ void lat_summary(const lat_hist *h, cascade_latency *out);
 struct cascade {
   struct cascade_config cfg;
   const struct policy_ops *pops;
-  uint64_t seed;                 /* hash seed, random per store */
+  uint64_t seed; /* hash seed, random per store */
   shard *shards;
   uint32_t nshards;
-  _Atomic uint64_t tick;         /* access clock */
+  _Atomic uint64_t tick; /* access clock */
 
   pthread_mutex_t mem_lock;
   dram *dram;
   uint8_t *base;
   policy pol[NCLASSES];
-  oat ctab;                      /* (ns, cid) hash -> block, for dedup */
-  kent **ttl;                    /* min-heap on expire_ns */
+  oat ctab;          /* (ns, cid) hash -> block, for dedup */
+  disk *disk;        /* NULL without a disk tier */
+  oat dtab;          /* (ns, dcid) hash -> block on disk */
+  uint64_t syn_next; /* synthetic disk ids: seed ^ counter */
+  pthread_t compactor;
+  int compactor_on;
+  int closing;   /* compactor stop flag (mem_lock) */
+  int keep_disk; /* closing: removing keys from memory
+                                    leaves their records alone */
+  pthread_cond_t compact_cv;
+  /* prefetch: a queue of pinned blocks, one worker */
+  pthread_mutex_t pf_lock;  /* leaf lock */
+  pthread_cond_t pf_cv;     /* work queued, or stop */
+  pthread_cond_t load_cv;   /* a block finished loading */
+  struct cascade_blk **pfq; /* ring of cpf slots */
+  size_t pf_head, npf, cpf;
+  int pf_stop, pf_on;
+  pthread_t pf_thread;
+  kent **ttl; /* min-heap on expire_ns */
   size_t nttl, cttl;
-  cascade_blk *blk_cache;        /* recycled descriptors (via cache_next) */
+  cascade_blk *blk_cache; /* recycled descriptors (via cache_next) */
   uint32_t nblk_cache;
   ns_obj *nslist;
   uint32_t nns;
   /* counters under mem_lock */
-  uint64_t nkeys, nblocks, bytes, puts, deletes, expired, evictions,
-      dedup_hits;
-  uint64_t dedup_saved;          /* sum over live blocks of (refs-1)*len */
-  _Atomic uint64_t views;        /* views held */
+  uint64_t nkeys, nblocks, bytes, puts, deletes, expired, evictions, dedup_hits;
+  /* nblocks/bytes: blocks in DRAM.  Disk tier: */
+  uint64_t dblocks, dbytes_total, ddemotions, dpromotions, devictions,
+      dwrite_fail, recovered;
+  _Atomic uint64_t dhits, dmisses, dcorrupt;
+  uint64_t dedup_saved;   /* sum over live blocks of (refs-1)*len */
+  _Atomic uint64_t views; /* views held */
   lat_hist *get_lat, *put_lat;
 };
 

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/random.h>
 #include <time.h>
 #include <xxhash.h>
@@ -96,8 +97,8 @@ static int lk_init(cascade *c, lookup *lk, const char *ns, const void *key,
 }
 
 static int kent_is(const kent *k, const lookup *lk) {
-  return k->hash == lk->h && k->klen == lk->klen &&
-         k->ns->len == lk->nslen && memcmp(k->key, lk->key, lk->klen) == 0 &&
+  return k->hash == lk->h && k->klen == lk->klen && k->ns->len == lk->nslen &&
+         memcmp(k->key, lk->key, lk->klen) == 0 &&
          memcmp(k->ns->name, lk->ns, lk->nslen) == 0;
 }
 
@@ -167,6 +168,158 @@ static void ctab_remove(cascade *c, cascade_blk *b) {
   b->in_ctab = 0;
 }
 
+/* ---- disk tier: records of blocks and keys (mem_lock) -------------------- */
+
+/* VALUE records whose content id is a synthetic identity, not a hash. */
+#define DREC_SYNTHETIC 0x80
+
+static cascade_blk *dtab_find(cascade *c, const ns_obj *ns,
+                              const cascade_cid *dcid, disk_loc loc) {
+  uint64_t tag = ctab_tag(ns, dcid);
+  const oat *t = &c->dtab;
+  for (uint64_t i = oat_first(t, tag); t->s[i].p; i = oat_next(t, i)) {
+    cascade_blk *b = t->s[i].p;
+    if (t->s[i].tag == tag && b->ns == ns &&
+        memcmp(b->dcid.b, dcid->b, CASCADE_CID_BYTES) == 0 &&
+        (loc == DISK_LOC_NONE || atomic_load(&b->dloc) == loc))
+      return b;
+  }
+  return NULL;
+}
+
+/* A unique identity for content without a content id (dedup off): this
+ * open's random seed and a counter. */
+static void syn_id(cascade *c, cascade_cid *id) {
+  uint64_t n = ++c->syn_next;
+  memcpy(id->b, &c->seed, 8);
+  memcpy(id->b + 8, &n, 8);
+}
+
+static void drec_ns(disk_rec *r, const ns_obj *ns) {
+  r->ns = ns->name;
+  r->nslen = ns->len;
+}
+
+/* b now has the VALUE record loc on disk. */
+static void blk_set_disk(cascade *c, cascade_blk *b, disk_loc loc,
+                         uint64_t nbytes) {
+  atomic_store(&b->dloc, loc);
+  b->dbytes = nbytes;
+  if (oat_room(&c->dtab) == 0) {
+    oat_insert(&c->dtab, ctab_tag(b->ns, &b->dcid), b);
+    b->in_dtab = 1;
+  }
+  c->dblocks++;
+  c->dbytes_total += b->len;
+}
+
+/* Drop b's copy on disk (the record becomes garbage for compaction). */
+static void blk_disk_forget(cascade *c, cascade_blk *b) {
+  disk_loc loc = atomic_load(&b->dloc);
+  if (loc == DISK_LOC_NONE) return;
+  if (b->in_dtab) oat_remove(&c->dtab, ctab_tag(b->ns, &b->dcid), b);
+  b->in_dtab = 0;
+  if (!c->keep_disk) disk_release(c->disk, loc, b->dbytes);
+  atomic_store(&b->dloc, DISK_LOC_NONE);
+  c->dblocks--;
+  c->dbytes_total -= b->len;
+}
+
+/* Write k's KEY record if its block is on disk (replacing an older one),
+ * so that the key is found again after a restart.  A failed write only
+ * costs that: the key stays in memory. */
+static void key_disk_write(cascade *c, kent *k) {
+  cascade_blk *b = k->blk;
+  if (!c->disk || c->keep_disk || atomic_load(&b->dloc) == DISK_LOC_NONE)
+    return;
+  disk_rec r = {.type = DISK_REC_KEY,
+                .key = k->key,
+                .klen = k->klen,
+                .cid = b->dcid,
+                .vlen = b->len,
+                .expire_ns = k->expire_ns,
+                .prio = k->prio,
+                .kflags = k->flags};
+  drec_ns(&r, k->ns);
+  disk_loc loc;
+  uint64_t nb;
+  if (disk_append(c->disk, &r, NULL, &loc, &nb) < 0) {
+    c->dwrite_fail++;
+    return;
+  }
+  if (k->kloc != DISK_LOC_NONE) disk_release(c->disk, k->kloc, k->kbytes);
+  k->kloc = loc;
+  k->kbytes = nb;
+}
+
+/* k leaves its block: its KEY record becomes garbage, and a tombstone makes
+ * sure a restart does not bring the old mapping back. */
+static void key_disk_forget(cascade *c, kent *k) {
+  if (k->kloc == DISK_LOC_NONE || c->keep_disk) return;
+  disk_release(c->disk, k->kloc, k->kbytes);
+  k->kloc = DISK_LOC_NONE;
+  disk_rec r = {.type = DISK_REC_DELETE, .key = k->key, .klen = k->klen};
+  drec_ns(&r, k->ns);
+  disk_loc loc;
+  uint64_t nb;
+  if (disk_append(c->disk, &r, NULL, &loc, &nb) < 0) c->dwrite_fail++;
+}
+
+static int64_t compact_locked(cascade *c, uint64_t budget);
+
+/* b is in DRAM and not on disk: append its VALUE record from the arena and
+ * its keys' KEY records.  On -ENOSPC one bounded compaction step is tried
+ * before giving up. */
+static int blk_write_disk(cascade *c, cascade_blk *b) {
+  disk_rec r = {.type = DISK_REC_VALUE,
+                .cid = b->dcid,
+                .vlen = b->len,
+                .kflags = b->has_cid ? 0 : DREC_SYNTHETIC};
+  drec_ns(&r, b->ns);
+  disk_loc loc;
+  uint64_t nb;
+  const void *v = b->len ? c->base + atomic_load(&b->off) : NULL;
+  int rc = disk_append(c->disk, &r, v, &loc, &nb);
+  if (rc == -ENOSPC && compact_locked(c, UINT64_C(64) << 20) > 0)
+    rc = disk_append(c->disk, &r, v, &loc, &nb);
+  if (rc < 0) {
+    c->dwrite_fail++;
+    return rc;
+  }
+  blk_set_disk(c, b, loc, nb);
+  for (kent *k = b->keys; k; k = k->bnext) key_disk_write(c, k);
+  return 0;
+}
+
+/* b (live, in DRAM, on disk) leaves DRAM.  Readers that may still copy
+ * from its extent hold pins: the extent is freed now if there are none,
+ * else by the last of them (BLK_RETIRED).  The store of off and the load
+ * of pins pair with pin-then-load-off in readers (both seq_cst): a reader
+ * either is counted here or sees BLK_OFF_NONE. */
+static void blk_leave_dram(cascade *c, cascade_blk *b) {
+  if (pol_in(&b->pi)) policy_remove(&c->pol[b->cls], &b->pi);
+  atomic_store_explicit(&b->off, BLK_OFF_NONE, memory_order_seq_cst);
+  dram_ext *e = b->ext;
+  b->ext = NULL;
+  b->in_dram = 0;
+  uint32_t p = atomic_load_explicit(&b->pins, memory_order_seq_cst);
+  for (;;) {
+    if ((p & BLK_PINS) == 0 || !e) {
+      if (e) dram_free(c->dram, e);
+      break;
+    }
+    b->retired = e;
+    if (atomic_compare_exchange_weak_explicit(&b->pins, &p, p | BLK_RETIRED,
+                                              memory_order_seq_cst,
+                                              memory_order_seq_cst))
+      break;
+    b->retired = NULL;
+  }
+  atomic_store(&b->dreads, 0);
+  c->nblocks--;
+  c->bytes -= b->len;
+}
+
 /* ---- TTL heap (mem_lock) ------------------------------------------------ */
 
 static void ttl_set(cascade *c, size_t i, kent *k) {
@@ -183,7 +336,8 @@ static void ttl_sift(cascade *c, size_t i) {
   for (;;) {
     size_t l = 2 * i + 1, m = i;
     uint64_t mv = k->expire_ns;
-    if (l < c->nttl && c->ttl[l]->expire_ns < mv) m = l, mv = c->ttl[l]->expire_ns;
+    if (l < c->nttl && c->ttl[l]->expire_ns < mv)
+      m = l, mv = c->ttl[l]->expire_ns;
     if (l + 1 < c->nttl && c->ttl[l + 1]->expire_ns < mv) m = l + 1;
     if (m == i) break;
     ttl_set(c, i, c->ttl[m]);
@@ -256,11 +410,11 @@ static void blk_release(cascade *c, cascade_blk *b) {
 }
 
 static void blk_maybe_free(cascade *c, cascade_blk *b) {
-  if (b->ext_freed && b->drefs == 0) blk_release(c, b);
+  if (b->ext_freed && b->drefs == 0 && !b->retired) blk_release(c, b);
 }
 
 static void blk_free_ext(cascade *c, cascade_blk *b) {
-  dram_free(c->dram, b->ext);
+  if (b->ext) dram_free(c->dram, b->ext);
   b->ext = NULL;
   b->ext_freed = 1;
 }
@@ -309,14 +463,18 @@ static void blk_unparent(cascade *c, cascade_blk *b) {
 /* Take a block out of everything once its last key is gone. */
 static void blk_remove(cascade *c, cascade_blk *b) {
   if (b->in_ctab) ctab_remove(c, b);
+  blk_disk_forget(c, b);
   if (pol_in(&b->pi)) policy_remove(&c->pol[b->cls], &b->pi);
   blk_unparent(c, b);
-  c->nblocks--;
-  c->bytes -= b->len;
+  if (b->in_dram) {
+    c->nblocks--;
+    c->bytes -= b->len;
+  }
+  b->in_dram = 0;
   b->live = 0;
-  uint32_t old = atomic_fetch_or_explicit(&b->pins, BLK_DEAD,
-                                          memory_order_acq_rel);
-  if ((old & ~BLK_DEAD) == 0) blk_free_ext(c, b);
+  uint32_t old =
+      atomic_fetch_or_explicit(&b->pins, BLK_DEAD, memory_order_seq_cst);
+  if ((old & BLK_PINS) == 0) blk_free_ext(c, b);
   blk_put_dref(c, b);
 }
 
@@ -331,6 +489,7 @@ static void key_attach(cascade *c, kent *k, cascade_blk *b) {
   if (k->flags & CASCADE_PUT_PREFIX) b->nprefix++;
   b->nprio[prio_class(k->prio)]++;
   blk_refresh(c, b);
+  if (k->kloc == DISK_LOC_NONE) key_disk_write(c, k);
 }
 
 /* Change the flags and priority of a key attached to its block. */
@@ -343,6 +502,7 @@ static void key_set_attrs(cascade *c, kent *k, unsigned flags, int prio) {
   b->nprefix += (k->flags & CASCADE_PUT_PREFIX) != 0;
   b->nprio[prio_class(k->prio)]++;
   blk_refresh(c, b);
+  key_disk_write(c, k);
 }
 
 /* Unlink k from block b's key list (k->blk itself is left alone: readers
@@ -353,6 +513,7 @@ static void key_detach(cascade *c, kent *k, cascade_blk *b) {
   else
     b->keys = k->bnext;
   if (k->bnext) k->bnext->bprev = k->bprev;
+  key_disk_forget(c, k);
   if (--b->pi.refs > 0) c->dedup_saved -= b->len;
   if (k->flags & CASCADE_PUT_PREFIX) b->nprefix--;
   b->nprio[prio_class(k->prio)]--;
@@ -381,6 +542,23 @@ static void blk_evict(cascade *c, cascade_blk *b) {
   key_remove(c, b->keys);
 }
 
+/* DRAM must let go of b (unpinned): keep it on disk if it is there, or if
+ * the write policy wants it written back.  0 if b is on disk now and out of
+ * DRAM; -1 if it must be evicted instead. */
+static int blk_demote(cascade *c, cascade_blk *b) {
+  if (!c->disk) return -1;
+  if (atomic_load(&b->dloc) == DISK_LOC_NONE) {
+    if (c->cfg.disk_write == DISK_WRITE_SELECTIVE &&
+        atomic_load_explicit(&b->pi.nhits, memory_order_relaxed) <
+            c->cfg.disk_write_after)
+      return -1;
+    if (blk_write_disk(c, b) < 0) return -1;
+  }
+  blk_leave_dram(c, b);
+  c->ddemotions++;
+  return 0;
+}
+
 /* Remove up to max expired keys; returns how many. */
 static int reap_expired(cascade *c, int max) {
   int n = 0;
@@ -394,7 +572,7 @@ static int reap_expired(cascade *c, int max) {
 }
 
 static uint32_t pin_count(const cascade_blk *b) {
-  return atomic_load_explicit(&b->pins, memory_order_acquire) & ~BLK_DEAD;
+  return atomic_load_explicit(&b->pins, memory_order_acquire) & BLK_PINS;
 }
 
 /* Free one unit of space: an expired key, else the best victim of the
@@ -415,7 +593,7 @@ static int evict_one(cascade *c, cascade_blk **aside) {
         *aside = b;
         continue;
       }
-      blk_evict(c, b);
+      if (blk_demote(c, b) < 0) blk_evict(c, b);
       return 1;
     }
   }
@@ -432,15 +610,26 @@ static void put_back_aside(cascade *c, cascade_blk *aside) {
   }
 }
 
+/* The last unpinner of a removed block frees its extent (BLK_DEAD); the
+ * last unpinner of a demoted one frees the extent the demotion left behind
+ * (BLK_RETIRED: whoever clears the bit owns that extent). */
 static void unpin(cascade *c, cascade_blk *b) {
-  uint32_t old = atomic_fetch_sub_explicit(&b->pins, 1, memory_order_acq_rel);
-  if (old == (BLK_DEAD | 1)) {
-    /* removed while we held it: we are the one to free its extent */
-    pthread_mutex_lock(&c->mem_lock);
-    blk_free_ext(c, b);
-    blk_maybe_free(c, b);
-    pthread_mutex_unlock(&c->mem_lock);
+  uint32_t old = atomic_fetch_sub_explicit(&b->pins, 1, memory_order_seq_cst);
+  if ((old & BLK_PINS) != 1 || !(old & (BLK_DEAD | BLK_RETIRED))) return;
+  uint32_t own = 0;
+  if (old & BLK_RETIRED)
+    own = atomic_fetch_and_explicit(&b->pins, ~BLK_RETIRED,
+                                    memory_order_seq_cst) &
+          BLK_RETIRED;
+  if (!own && !(old & BLK_DEAD)) return;
+  pthread_mutex_lock(&c->mem_lock);
+  if (own && b->retired) {
+    dram_free(c->dram, b->retired);
+    b->retired = NULL;
   }
+  if (old & BLK_DEAD) blk_free_ext(c, b);
+  blk_maybe_free(c, b);
+  pthread_mutex_unlock(&c->mem_lock);
 }
 
 /* Record a use of b: a new access tick (lock-free; see policy.h). */
@@ -451,11 +640,337 @@ static void touch(cascade *c, cascade_blk *b) {
 
 /* shard lock held; the key points at a live block */
 static void pin_and_touch(cascade *c, cascade_blk *b) {
-  atomic_fetch_add_explicit(&b->pins, 1, memory_order_acq_rel);
+  atomic_fetch_add_explicit(&b->pins, 1, memory_order_seq_cst);
   touch(c, b);
   uint32_t h = atomic_load_explicit(&b->pi.nhits, memory_order_relaxed);
   if (h != UINT32_MAX)
     atomic_store_explicit(&b->pi.nhits, h + 1, memory_order_relaxed);
+}
+
+/* ---- disk tier: compaction and recovery ------------------------------------- */
+
+/* The namespace object named like rec, or NULL (mem_lock). */
+static const ns_obj *ns_of_rec(cascade *c, const disk_rec *r) {
+  for (const ns_obj *n = c->nslist; n; n = n->next)
+    if (n->len == r->nslen && memcmp(n->name, r->ns, r->nslen) == 0) return n;
+  return NULL;
+}
+
+/* The key entry named by a KEY/DELETE record (mem_lock). */
+static kent *kent_of_rec(cascade *c, const disk_rec *r) {
+  char ns[CASCADE_MAX_NS + 1];
+  if (r->nslen > CASCADE_MAX_NS) return NULL;
+  memcpy(ns, r->ns, r->nslen);
+  ns[r->nslen] = 0;
+  lookup lk;
+  if (lk_init(c, &lk, ns, r->key, r->klen) < 0) return NULL;
+  pthread_mutex_lock(&lk.sh->lock);
+  kent *k = shard_find(&lk);
+  pthread_mutex_unlock(&lk.sh->lock);
+  return k;
+}
+
+/* Compaction callbacks; mem_lock is held across the whole step. */
+static int compact_is_live(void *ctx, const disk_rec *r, disk_loc loc) {
+  cascade *c = ctx;
+  const ns_obj *ns = ns_of_rec(c, r);
+  kent *k;
+  switch (r->type) {
+  case DISK_REC_VALUE:
+    return ns && dtab_find(c, ns, &r->cid, loc) != NULL;
+  case DISK_REC_KEY:
+    return (k = kent_of_rec(c, r)) && k->kloc == loc;
+  case DISK_REC_DELETE:
+    /* needed until the key has a newer record (older KEY records of it
+     * may sit in other segments) */
+    return !((k = kent_of_rec(c, r)) && k->kloc != DISK_LOC_NONE);
+  }
+  return 0;
+}
+
+static void compact_moved(void *ctx, const disk_rec *r, disk_loc old,
+                          disk_loc nloc, uint64_t nbytes) {
+  cascade *c = ctx;
+  const ns_obj *ns = ns_of_rec(c, r);
+  cascade_blk *b;
+  kent *k;
+  if (r->type == DISK_REC_VALUE && ns && (b = dtab_find(c, ns, &r->cid, old))) {
+    atomic_store(&b->dloc, nloc);
+    b->dbytes = nbytes;
+  } else if (r->type == DISK_REC_KEY && (k = kent_of_rec(c, r)) &&
+             k->kloc == old) {
+    k->kloc = nloc;
+    k->kbytes = nbytes;
+  }
+}
+
+static int64_t compact_locked(cascade *c, uint64_t budget) {
+  return disk_compact_step(c->disk, budget, compact_is_live, compact_moved, c);
+}
+
+/* Background compaction: a bounded step (8 MiB moved at most, so puts wait
+ * for mem_lock no longer than that takes) every 100 ms, sooner while there
+ * is work. */
+#define COMPACT_STEP_BYTES (UINT64_C(8) << 20)
+static void *compactor_main(void *arg) {
+  cascade *c = arg;
+  pthread_mutex_lock(&c->mem_lock);
+  while (!c->closing) {
+    int64_t moved = compact_locked(c, COMPACT_STEP_BYTES);
+    if (moved > 0) {
+      /* let puts in between steps */
+      pthread_mutex_unlock(&c->mem_lock);
+      sched_yield();
+      pthread_mutex_lock(&c->mem_lock);
+      continue;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100000000;
+    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(&c->compact_cv, &c->mem_lock, &ts);
+  }
+  pthread_mutex_unlock(&c->mem_lock);
+  return NULL;
+}
+
+/* Recovery: the scan reports every record; they are gathered here, then
+ * sorted so that, per content and per key, the newest record wins. */
+typedef struct rrec {
+  int type;
+  const ns_obj *ns;
+  cascade_cid cid;
+  uint64_t vlen, expire_ns, seq, nbytes;
+  disk_loc loc;
+  int8_t prio;
+  uint8_t kflags;
+  uint32_t klen;
+  uint8_t *key;
+  cascade_blk *blk; /* VALUE: the block made of it */
+} rrec;
+
+typedef struct rscan {
+  cascade *c;
+  rrec *v;
+  size_t n, cap;
+  int err;
+} rscan;
+
+static void recover_rec(void *ctx, const disk_rec *r, disk_loc loc,
+                        uint64_t nbytes) {
+  rscan *rs = ctx;
+  if (rs->err) return;
+  if (rs->n == rs->cap) {
+    size_t nc = rs->cap ? rs->cap * 2 : 1024;
+    rrec *v = realloc(rs->v, nc * sizeof *v);
+    if (!v) {
+      rs->err = -ENOMEM;
+      return;
+    }
+    rs->v = v;
+    rs->cap = nc;
+  }
+  char ns[CASCADE_MAX_NS + 1];
+  lookup lk;
+  if (r->nslen > CASCADE_MAX_NS) return;
+  memcpy(ns, r->ns, r->nslen);
+  ns[r->nslen] = 0;
+  if (lk_ns(rs->c, &lk, ns) < 0) return;
+  rrec *e = &rs->v[rs->n];
+  memset(e, 0, sizeof *e);
+  if (!(e->ns = ns_intern(rs->c, &lk)) ||
+      (r->klen && !(e->key = malloc(r->klen)))) {
+    rs->err = -ENOMEM;
+    return;
+  }
+  if (r->klen) memcpy(e->key, r->key, r->klen);
+  e->type = r->type;
+  e->cid = r->cid;
+  e->vlen = r->vlen;
+  e->expire_ns = r->expire_ns;
+  e->seq = r->seq;
+  e->nbytes = nbytes;
+  e->loc = loc;
+  e->prio = r->prio;
+  e->kflags = r->kflags;
+  e->klen = r->klen;
+  rs->n++;
+}
+
+/* VALUE records first, grouped by (ns, cid); then KEY/DELETE records grouped
+ * by (ns, key); newest first within a group. */
+static int rrec_cmp(const void *pa, const void *pb) {
+  const rrec *a = pa, *b = pb;
+  int ga = a->type != DISK_REC_VALUE, gb = b->type != DISK_REC_VALUE;
+  if (ga != gb) return ga - gb;
+  if (a->ns != b->ns) return a->ns->id < b->ns->id ? -1 : 1;
+  int d;
+  if (!ga) {
+    if ((d = memcmp(a->cid.b, b->cid.b, CASCADE_CID_BYTES))) return d;
+  } else {
+    if (a->klen != b->klen) return a->klen < b->klen ? -1 : 1;
+    if ((d = memcmp(a->key, b->key, a->klen))) return d;
+  }
+  return a->seq > b->seq ? -1 : a->seq < b->seq;
+}
+
+static int same_group(const rrec *a, const rrec *b) {
+  if ((a->type == DISK_REC_VALUE) != (b->type == DISK_REC_VALUE) ||
+      a->ns != b->ns)
+    return 0;
+  if (a->type == DISK_REC_VALUE)
+    return memcmp(a->cid.b, b->cid.b, CASCADE_CID_BYTES) == 0;
+  return a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
+}
+
+/* Rebuild the index from the records found by the scan (mem_lock held):
+ * one disk-only block per newest VALUE record, one key per newest KEY
+ * record whose content is there and whose TTL has not passed.  Everything
+ * else is released as garbage, except tombstones still needed. */
+static int recover(cascade *c, rscan *rs) {
+  if (rs->n) qsort(rs->v, rs->n, sizeof *rs->v, rrec_cmp);
+  uint64_t now = now_realtime_ns();
+  int rc = 0;
+  for (size_t i = 0; i < rs->n; i++) {
+    rrec *e = &rs->v[i];
+    int newest = i == 0 || !same_group(&rs->v[i - 1], e);
+    if (e->type == DISK_REC_VALUE) {
+      cascade_blk *b;
+      if (!newest || rc || !(b = blk_new(c))) {
+        if (newest && !rc) rc = -ENOMEM;
+        disk_release(c->disk, e->loc, e->nbytes);
+        continue;
+      }
+      atomic_store(&b->off, BLK_OFF_NONE);
+      b->len = e->vlen;
+      b->ns = e->ns;
+      b->dcid = e->cid;
+      b->has_cid = !(e->kflags & DREC_SYNTHETIC);
+      if (b->has_cid) b->cid = e->cid;
+      b->cls = -1;
+      b->drefs = 1;
+      b->live = 1;
+      b->pi.hidx = POL_NOT_IN;
+      blk_set_disk(c, b, e->loc, e->nbytes);
+      if (c->cfg.dedup && b->has_cid) ctab_insert(c, b);
+      e->blk = b;
+      continue;
+    }
+    if (!newest || e->type == DISK_REC_DELETE) {
+      /* an older record of a key; or a tombstone, kept (live) */
+      if (!newest) disk_release(c->disk, e->loc, e->nbytes);
+      continue;
+    }
+    cascade_blk *b = rc ? NULL : dtab_find(c, e->ns, &e->cid, DISK_LOC_NONE);
+    kent *k = NULL;
+    lookup lk = {0};
+    char ns[CASCADE_MAX_NS + 1];
+    memcpy(ns, e->ns->name, e->ns->len + 1);
+    if (!b || (e->expire_ns && e->expire_ns <= now) || b->len != e->vlen ||
+        lk_init(c, &lk, ns, e->key, e->klen) < 0 ||
+        ttl_reserve(c, c->nkeys + 1) < 0 || oat_room(&lk.sh->tab) < 0 ||
+        !(k = calloc(1, sizeof *k + e->klen))) {
+      disk_release(c->disk, e->loc, e->nbytes);
+      continue;
+    }
+    k->ns = e->ns;
+    k->hash = lk.h;
+    k->klen = e->klen;
+    memcpy(k->key, e->key, e->klen);
+    k->tidx = UINT32_MAX;
+    k->expire_ns = e->expire_ns;
+    k->prio = e->prio;
+    k->flags = e->kflags & CASCADE_PUT_PREFIX;
+    k->kloc = e->loc;
+    k->kbytes = e->nbytes;
+    k->blk = b;
+    pthread_mutex_lock(&lk.sh->lock);
+    oat_insert(&lk.sh->tab, k->hash, k);
+    pthread_mutex_unlock(&lk.sh->lock);
+    key_attach(c, k, b);
+    ttl_update(c, k);
+    c->nkeys++;
+    c->recovered++;
+  }
+  /* content no key refers to any more */
+  for (size_t i = 0; i < rs->n; i++) {
+    rrec *e = &rs->v[i];
+    if (e->blk && e->blk->pi.refs == 0) blk_remove(c, e->blk);
+    free(e->key);
+  }
+  free(rs->v);
+  return rc;
+}
+
+static void *prefetch_main(void *arg);
+
+static int disk_start(cascade *c) {
+  const struct cascade_config *g = &c->cfg;
+  disk_opts o = {.dir = g->disk_dir,
+                 .rank = g->disk_rank,
+                 .segment_size = g->disk_segment_size,
+                 .capacity = g->disk_capacity,
+                 .sync = g->disk_sync,
+                 .io = g->disk_io,
+                 .queue_depth = g->disk_queue_depth,
+                 .write_buffer = g->disk_write_buffer,
+                 .compact_threshold = g->disk_compact_below / 100.0,
+                 .stripe_count = g->disk_stripe_count,
+                 .stripe_size = g->disk_stripe_size};
+  if (oat_init(&c->dtab, 1024) < 0) return -ENOMEM;
+  rscan rs = {.c = c};
+  pthread_mutex_lock(&c->mem_lock);
+  int rc = disk_open(&o, recover_rec, &rs, &c->disk);
+  if (rc == 0) rc = rs.err;
+  if (rc == 0) {
+    rc = recover(c, &rs);
+  } else {
+    for (size_t i = 0; i < rs.n; i++) free(rs.v[i].key);
+    free(rs.v);
+  }
+  pthread_mutex_unlock(&c->mem_lock);
+  if (rc < 0) return rc;
+  pthread_cond_init(&c->compact_cv, NULL);
+  if (pthread_create(&c->compactor, NULL, compactor_main, c) != 0) {
+    pthread_cond_destroy(&c->compact_cv);
+    return -EAGAIN;
+  }
+  c->compactor_on = 1;
+  if (pthread_create(&c->pf_thread, NULL, prefetch_main, c) != 0)
+    return -EAGAIN;
+  c->pf_on = 1;
+  return 0;
+}
+
+/* Write every block only in DRAM to disk (mem_lock held). */
+static int flush_locked(cascade *c) {
+  int rc = 0;
+  for (int cls = 0; cls < NCLASSES; cls++) {
+    policy *p = &c->pol[cls];
+    for (size_t i = 0; i < policy_size(p); i++) {
+      cascade_blk *b = (cascade_blk *)p->heap[i].it;
+      if (atomic_load(&b->dloc) != DISK_LOC_NONE) continue;
+      int r = blk_write_disk(c, b);
+      if (r < 0 && !rc) rc = r;
+    }
+  }
+  return rc;
+}
+
+int cascade_flush(cascade *c) {
+  if (!c) return -EINVAL;
+  if (!c->disk) return 0;
+  pthread_mutex_lock(&c->mem_lock);
+  int rc = flush_locked(c);
+  pthread_mutex_unlock(&c->mem_lock);
+  int r = disk_flush(c->disk);
+  return rc ? rc : r;
+}
+
+int cascade_drop_page_cache(cascade *c) {
+  if (!c) return -EINVAL;
+  if (c->disk) disk_drop_cache(c->disk);
+  return 0;
 }
 
 /* ---- open / close ---------------------------------------------------------- */
@@ -477,6 +992,9 @@ int cascade_open(const cascade_config *cfg, cascade **out) {
   if (getrandom(&c->seed, sizeof c->seed, GRND_NONBLOCK) != sizeof c->seed)
     c->seed = now_mono_ns() ^ (uint64_t)(uintptr_t)c;
   pthread_mutex_init(&c->mem_lock, NULL);
+  pthread_mutex_init(&c->pf_lock, NULL);
+  pthread_cond_init(&c->pf_cv, NULL);
+  pthread_cond_init(&c->load_cv, NULL);
   for (int i = 0; i < NCLASSES; i++) policy_init(&c->pol[i], c->pops);
   int rc = -ENOMEM;
   c->nshards = c->cfg.shards;
@@ -500,6 +1018,7 @@ int cascade_open(const cascade_config *cfg, cascade **out) {
   rc = dram_open(&dopt, &c->dram);
   if (rc < 0) goto fail;
   c->base = dram_base(c->dram);
+  if (c->cfg.disk_dir[0] && (rc = disk_start(c)) < 0) goto fail;
   *out = c;
   return 0;
 fail:
@@ -509,6 +1028,29 @@ fail:
 
 void cascade_close(cascade *c) {
   if (!c) return;
+  if (c->pf_on) { /* queued prefetches are dropped, not read */
+    pthread_mutex_lock(&c->pf_lock);
+    c->pf_stop = 1;
+    pthread_cond_signal(&c->pf_cv);
+    pthread_mutex_unlock(&c->pf_lock);
+    pthread_join(c->pf_thread, NULL);
+  }
+  if (c->compactor_on) {
+    pthread_mutex_lock(&c->mem_lock);
+    c->closing = 1;
+    pthread_cond_signal(&c->compact_cv);
+    pthread_mutex_unlock(&c->mem_lock);
+    pthread_join(c->compactor, NULL);
+    pthread_cond_destroy(&c->compact_cv);
+  }
+  if (c->disk) {
+    /* a clean close keeps everything: DRAM-only blocks are written (the
+     * error, if any, cannot be reported: cascade_flush() first can) */
+    pthread_mutex_lock(&c->mem_lock);
+    (void)flush_locked(c);
+    c->keep_disk = 1;
+    pthread_mutex_unlock(&c->mem_lock);
+  }
   if (c->shards) {
     pthread_mutex_lock(&c->mem_lock);
     for (uint32_t i = 0; i < c->nshards; i++) {
@@ -532,6 +1074,8 @@ void cascade_close(cascade *c) {
     free(b);
   }
   oat_free(&c->ctab);
+  oat_free(&c->dtab);
+  (void)disk_close(c->disk);
   free(c->ttl);
   while (c->nslist) {
     ns_obj *n = c->nslist;
@@ -542,6 +1086,10 @@ void cascade_close(cascade *c) {
   free(c->put_lat);
   dram_close(c->dram);
   pthread_mutex_destroy(&c->mem_lock);
+  pthread_mutex_destroy(&c->pf_lock);
+  pthread_cond_destroy(&c->pf_cv);
+  pthread_cond_destroy(&c->load_cv);
+  free(c->pfq);
   free(c);
 }
 
@@ -561,8 +1109,10 @@ enum { PS_SKIP = 0, PS_NEW, PS_DONE };
 typedef struct put_state {
   lookup lk;
   cascade_cid cid;
-  cascade_blk *blk;        /* PS_NEW: the unpublished block */
-  kent *spare;             /* pre-allocated key entry */
+  cascade_blk *blk; /* PS_NEW: the unpublished block */
+  kent *spare;      /* pre-allocated key entry */
+  disk_loc dloc;    /* write-through: its VALUE record */
+  uint64_t dbytes;
   uint8_t state, has_cid;
 } put_state;
 
@@ -575,9 +1125,9 @@ static int opts_ok(const cascade_put_opts *o) {
     return 0;
   if (!o->parent && o->parent_len) return 0;
   if ((o->flags & CASCADE_PUT_NX) && (o->flags & CASCADE_PUT_XX)) return 0;
-  if (o->flags & ~(unsigned)(CASCADE_PUT_PREFIX | CASCADE_PUT_HAVE_CID |
-                             CASCADE_PUT_NX | CASCADE_PUT_XX |
-                             CASCADE_PUT_KEEPTTL))
+  if (o->flags &
+      ~(unsigned)(CASCADE_PUT_PREFIX | CASCADE_PUT_HAVE_CID | CASCADE_PUT_NX |
+                  CASCADE_PUT_XX | CASCADE_PUT_KEEPTTL))
     return 0;
   if (o->ttl_ms > UINT64_C(1) << 50) return 0;
   return 1;
@@ -612,8 +1162,8 @@ static cascade_blk *find_blk(cascade *c, const lookup *ns_lk, const void *key,
 /* mem_lock held: point (ns, key) at block b with the options' attributes.
  * ps->spare is consumed if the key is new.  -ENOMEM (nothing changed) if
  * the key is new and its index shard is full and cannot grow. */
-static int key_set(cascade *c, put_state *ps, const ns_obj *ns,
-                   cascade_blk *b, const cascade_put_opts *o) {
+static int key_set(cascade *c, put_state *ps, const ns_obj *ns, cascade_blk *b,
+                   const cascade_put_opts *o) {
   lookup *lk = &ps->lk;
   uint64_t now = 0; /* read the clock only if a TTL is involved */
   pthread_mutex_lock(&lk->sh->lock);
@@ -633,6 +1183,8 @@ static int key_set(cascade *c, put_state *ps, const ns_obj *ns,
     memcpy(k->key, lk->key, lk->klen);
     k->tidx = UINT32_MAX;
     k->expire_ns = 0;
+    k->kloc = DISK_LOC_NONE;
+    k->kbytes = 0;
     oat_insert(&lk->sh->tab, k->hash, k);
   } else {
     old = k->blk;
@@ -726,11 +1278,10 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
   /* 1: conditions, dedup, allocation (mem_lock) */
   pthread_mutex_lock(&c->mem_lock);
   const ns_obj *nso = nvalid ? ns_intern(c, &nslk) : NULL;
-  if (nvalid &&
-      (!nso || ttl_reserve(c, c->nkeys + nvalid) < 0 ||
-       policy_reserve(&c->pol[0], c->nblocks + nvalid) < 0 ||
-       policy_reserve(&c->pol[1], c->nblocks + nvalid) < 0 ||
-       policy_reserve(&c->pol[2], c->nblocks + nvalid) < 0)) {
+  if (nvalid && (!nso || ttl_reserve(c, c->nkeys + nvalid) < 0 ||
+                 policy_reserve(&c->pol[0], c->nblocks + nvalid) < 0 ||
+                 policy_reserve(&c->pol[1], c->nblocks + nvalid) < 0 ||
+                 policy_reserve(&c->pol[2], c->nblocks + nvalid) < 0)) {
     for (size_t i = 0; i < n; i++)
       if (ps[i].state == PS_NEW) ps[i].state = PS_SKIP, items[i].rc = -ENOMEM;
     nvalid = 0;
@@ -767,10 +1318,13 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       ps[i].state = PS_SKIP;
       continue;
     }
+    uint64_t off = 0;
     for (;;) {
-      rc = dram_alloc(c->dram, it->vlen, &b->ext, &b->off);
+      rc = dram_alloc(c->dram, it->vlen, &b->ext, &off);
       if (rc != -ENOSPC || !evict_one(c, &aside)) break;
     }
+    atomic_store_explicit(&b->off, off, memory_order_relaxed);
+    b->in_dram = 1;
     if (rc < 0) {
       blk_release(c, b);
       it->rc = rc;
@@ -781,6 +1335,11 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
     b->ns = nso;
     b->cid = ps[i].cid;
     b->has_cid = ps[i].has_cid;
+    if (b->has_cid)
+      b->dcid = b->cid;
+    else
+      syn_id(c, &b->dcid);
+    atomic_store_explicit(&b->dloc, DISK_LOC_NONE, memory_order_relaxed);
     b->cls = -1;
     b->drefs = 1;
     b->pi.hidx = POL_NOT_IN;
@@ -789,10 +1348,26 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
   put_back_aside(c, aside);
   pthread_mutex_unlock(&c->mem_lock);
 
-  /* 2: copy values into the arena (no lock) */
-  for (size_t i = 0; i < n; i++)
-    if (ps[i].state == PS_NEW && items[i].vlen)
-      copy_stream(c->base + ps[i].blk->off, items[i].value, items[i].vlen);
+  /* 2: copy values into the arena, and with disk.write = through to the
+   * disk tier (no lock of ours; the disk tier has its own) */
+  int through = c->disk && c->cfg.disk_write == DISK_WRITE_THROUGH;
+  for (size_t i = 0; i < n; i++) {
+    if (ps[i].state != PS_NEW) continue;
+    cascade_blk *b = ps[i].blk;
+    if (items[i].vlen)
+      copy_stream(c->base + atomic_load_explicit(&b->off, memory_order_relaxed),
+                  items[i].value, items[i].vlen);
+    if (through) {
+      disk_rec r = {.type = DISK_REC_VALUE,
+                    .cid = b->dcid,
+                    .vlen = b->len,
+                    .kflags = b->has_cid ? 0 : DREC_SYNTHETIC};
+      drec_ns(&r, nso);
+      if (disk_append(c->disk, &r, items[i].value, &ps[i].dloc, &ps[i].dbytes) <
+          0)
+        ps[i].dloc = DISK_LOC_NONE; /* written back on eviction instead */
+    }
+  }
 
   /* 3: publish (mem_lock) */
   int stored = 0;
@@ -818,7 +1393,12 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       } else {
         touch(c, b);
         b->live = 1;
+        if (ps[i].dloc != DISK_LOC_NONE) {
+          blk_set_disk(c, b, ps[i].dloc, ps[i].dbytes);
+          ps[i].dloc = DISK_LOC_NONE;
+        }
         if ((rc = key_set(c, &ps[i], nso, b, o)) < 0) { /* sets b->cls */
+          blk_disk_forget(c, b);
           b->live = 0;
           it->rc = rc;
         } else {
@@ -835,6 +1415,8 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
         dram_free(c->dram, b->ext);
         blk_release(c, b);
       }
+      if (ps[i].dloc != DISK_LOC_NONE) /* its write-through was for nothing */
+        disk_release(c->disk, ps[i].dloc, ps[i].dbytes);
     }
     if (it->rc == 0) stored++;
     free(ps[i].spare);
@@ -866,6 +1448,225 @@ static void copy_out(void *dst, const void *src, uint64_t n) {
     memcpy(dst, src, n);
 }
 
+/* ---- reads from the disk tier ------------------------------------------------ */
+
+static void disk_want(const cascade_blk *b, disk_rec *w) {
+  memset(w, 0, sizeof *w);
+  w->type = DISK_REC_VALUE;
+  drec_ns(w, b->ns);
+  w->cid = b->dcid;
+  w->vlen = b->len;
+}
+
+/* Copy b (pinned, read from disk into data) up into DRAM, if it is still
+ * live, out of DRAM, and DRAM has room (evicting as a put would). */
+static void blk_promote(cascade *c, cascade_blk *b, const void *data) {
+  pthread_mutex_lock(&c->mem_lock);
+  if (b->live && !b->in_dram && !b->retired &&
+      b->len <= dram_capacity(c->dram) &&
+      policy_reserve(&c->pol[b->cls], policy_size(&c->pol[b->cls]) + 1) == 0) {
+    cascade_blk *aside = NULL;
+    dram_ext *e = NULL;
+    uint64_t off = 0;
+    int rc;
+    for (;;) {
+      rc = dram_alloc(c->dram, b->len, &e, &off);
+      if (rc != -ENOSPC || !evict_one(c, &aside)) break;
+    }
+    if (rc == 0 && b->live && !b->in_dram) {
+      if (b->len) copy_stream(c->base + off, data, b->len);
+      b->ext = e;
+      b->in_dram = 1;
+      atomic_store_explicit(&b->off, off, memory_order_seq_cst);
+      policy_insert(&c->pol[b->cls], &b->pi); /* reserved */
+      touch(c, b);
+      c->nblocks++;
+      c->bytes += b->len;
+      c->dpromotions++;
+    } else if (rc == 0 && e) {
+      dram_free(c->dram, e);
+    }
+    put_back_aside(c, aside);
+  }
+  pthread_mutex_unlock(&c->mem_lock);
+}
+
+/* b's record at loc failed verification: it is missing.  A block that is
+ * nowhere else is evicted (its keys go); one also in DRAM loses only its
+ * disk copy. */
+static void blk_drop_bad(cascade *c, cascade_blk *b, disk_loc loc) {
+  pthread_mutex_lock(&c->mem_lock);
+  if (b->live && atomic_load(&b->dloc) == loc) {
+    if (b->in_dram) {
+      blk_disk_forget(c, b);
+    } else {
+      c->devictions++;
+      blk_evict(c, b);
+    }
+  }
+  pthread_mutex_unlock(&c->mem_lock);
+}
+
+/* After a read of b (pinned) from disk: rc is disk_read's result.  Counts
+ * it, promotes a block read often enough, and turns failures into misses
+ * (never bytes). */
+static int disk_read_done(cascade *c, cascade_blk *b, disk_loc loc, int rc,
+                          const void *data) {
+  if (rc == 0) {
+    atomic_fetch_add_explicit(&c->dhits, 1, memory_order_relaxed);
+    uint32_t n = atomic_fetch_add(&b->dreads, 1) + 1;
+    if (c->cfg.disk_promote_after && n > c->cfg.disk_promote_after)
+      blk_promote(c, b, data);
+    return 0;
+  }
+  atomic_fetch_add_explicit(&c->dmisses, 1, memory_order_relaxed);
+  if (rc == -EBADMSG) {
+    atomic_fetch_add_explicit(&c->dcorrupt, 1, memory_order_relaxed);
+    blk_drop_bad(c, b, loc);
+  }
+  return -ENOENT;
+}
+
+/* Pinned b is being brought up by a prefetch: wait for that read, then
+ * return its offset in DRAM (BLK_OFF_NONE if it could not be placed). */
+static uint64_t wait_loaded(cascade *c, cascade_blk *b) {
+  if (atomic_load_explicit(&b->loading, memory_order_acquire)) {
+    pthread_mutex_lock(&c->pf_lock);
+    while (atomic_load_explicit(&b->loading, memory_order_acquire))
+      pthread_cond_wait(&c->load_cv, &c->pf_lock);
+    pthread_mutex_unlock(&c->pf_lock);
+  }
+  return atomic_load_explicit(&b->off, memory_order_seq_cst);
+}
+
+/* Read pinned b, known not to be in DRAM, from disk into buf. */
+static int blk_read_disk(cascade *c, cascade_blk *b, void *buf) {
+  uint64_t off = wait_loaded(c, b);
+  if (off != BLK_OFF_NONE) {
+    copy_out(buf, c->base + off, b->len);
+    return 0;
+  }
+  disk_rec want;
+  disk_want(b, &want);
+  int rc = -ENOENT;
+  disk_loc loc = DISK_LOC_NONE;
+  for (int tries = 0; tries < 2 && rc == -ENOENT; tries++) {
+    /* a compaction may move the record and delete its segment between our
+     * load of dloc and the read: then the new location is loaded */
+    loc = atomic_load(&b->dloc);
+    if (loc == DISK_LOC_NONE) break;
+    rc = disk_read(c->disk, loc, &want, buf, b->len);
+  }
+  return disk_read_done(c, b, loc, rc, buf);
+}
+
+/* Copy pinned b into buf (cap >= b->len) from whichever tier holds it. */
+static int blk_read(cascade *c, cascade_blk *b, void *buf) {
+  uint64_t off = atomic_load_explicit(&b->off, memory_order_seq_cst);
+  if (off != BLK_OFF_NONE) {
+    copy_out(buf, c->base + off, b->len);
+    return 0;
+  }
+  return blk_read_disk(c, b, buf);
+}
+
+/* ---- prefetch ------------------------------------------------------------------ */
+
+static void *prefetch_main(void *arg) {
+  cascade *c = arg;
+  void *tmp = NULL;
+  size_t tcap = 0;
+  pthread_mutex_lock(&c->pf_lock);
+  for (;;) {
+    while (!c->npf && !c->pf_stop) pthread_cond_wait(&c->pf_cv, &c->pf_lock);
+    if (!c->npf) break; /* stopping, queue drained */
+    cascade_blk *b = c->pfq[c->pf_head];
+    c->pf_head = (c->pf_head + 1) % c->cpf;
+    c->npf--;
+    int stop = c->pf_stop;
+    pthread_mutex_unlock(&c->pf_lock);
+    if (!stop && b->len > tcap) {
+      void *t = realloc(tmp, b->len);
+      if (t) tmp = t, tcap = b->len;
+    }
+    if (!stop && b->len <= tcap) {
+      disk_rec want;
+      disk_want(b, &want);
+      disk_loc loc = atomic_load(&b->dloc);
+      int rc = loc == DISK_LOC_NONE
+                   ? -ENOENT
+                   : disk_read(c->disk, loc, &want, tmp, b->len);
+      if (rc == 0) {
+        atomic_fetch_add_explicit(&c->dhits, 1, memory_order_relaxed);
+        blk_promote(c, b, tmp);
+      } else if (rc == -EBADMSG) {
+        atomic_fetch_add_explicit(&c->dcorrupt, 1, memory_order_relaxed);
+        blk_drop_bad(c, b, loc);
+      }
+    }
+    pthread_mutex_lock(&c->pf_lock);
+    atomic_store_explicit(&b->loading, 0, memory_order_release);
+    pthread_cond_broadcast(&c->load_cv);
+    pthread_mutex_unlock(&c->pf_lock);
+    unpin(c, b);
+    pthread_mutex_lock(&c->pf_lock);
+  }
+  pthread_mutex_unlock(&c->pf_lock);
+  free(tmp);
+  return NULL;
+}
+
+int cascade_prefetch(cascade *c, const char *ns, const cascade_key *keys,
+                     size_t n) {
+  if (!c || (!keys && n)) return -EINVAL;
+  lookup lk;
+  int rc = lk_ns(c, &lk, ns);
+  if (rc < 0) return rc;
+  for (size_t i = 0; i < n; i++)
+    if (!key_ok(keys[i].key, keys[i].len)) return -EINVAL;
+  if (!c->pf_on) return 0;
+  int queued = 0;
+  uint64_t now = 0;
+  for (size_t i = 0; i < n; i++) {
+    lk_key(c, &lk, keys[i].key, keys[i].len);
+    pthread_mutex_lock(&lk.sh->lock);
+    kent *k = shard_find(&lk);
+    cascade_blk *b = k && !expired(k, &now) ? k->blk : NULL;
+    if (b) atomic_fetch_add_explicit(&b->pins, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&lk.sh->lock);
+    if (!b) continue;
+    uint32_t zero = 0;
+    if (atomic_load_explicit(&b->off, memory_order_seq_cst) != BLK_OFF_NONE ||
+        !atomic_compare_exchange_strong(&b->loading, &zero, 1)) {
+      unpin(c, b);
+      continue;
+    }
+    pthread_mutex_lock(&c->pf_lock);
+    if (c->npf == c->cpf) {
+      size_t nc = c->cpf ? c->cpf * 2 : 64;
+      cascade_blk **q = malloc(nc * sizeof *q);
+      if (!q) {
+        pthread_mutex_unlock(&c->pf_lock);
+        atomic_store(&b->loading, 0);
+        unpin(c, b);
+        break;
+      }
+      for (size_t j = 0; j < c->npf; j++)
+        q[j] = c->pfq[(c->pf_head + j) % c->cpf];
+      free(c->pfq);
+      c->pfq = q;
+      c->cpf = nc;
+      c->pf_head = 0;
+    }
+    c->pfq[(c->pf_head + c->npf) % c->cpf] = b;
+    c->npf++;
+    pthread_cond_signal(&c->pf_cv);
+    pthread_mutex_unlock(&c->pf_lock);
+    queued++;
+  }
+  return queued;
+}
+
 /* shard lock held: the live block of lk, pinned, or NULL. */
 static cascade_blk *lookup_pin(cascade *c, const lookup *lk) {
   shard *sh = lk->sh;
@@ -892,11 +1693,10 @@ int cascade_get(cascade *c, const char *ns, const void *key, size_t klen,
   pthread_mutex_unlock(&lk.sh->lock);
   if (!b) return -ENOENT;
   *vlen = b->len;
-  if (b->len > cap) {
+  if (b->len > cap)
     rc = -ENOBUFS;
-  } else {
-    copy_out(buf, c->base + b->off, b->len);
-  }
+  else
+    rc = blk_read(c, b, buf);
   unpin(c, b);
   if (c->get_lat) lat_record(c->get_lat, now_mono_ns() - t0);
   return rc;
@@ -913,7 +1713,21 @@ int cascade_get_view(cascade *c, const char *ns, const void *key, size_t klen,
   cascade_blk *b = lookup_pin(c, &lk);
   pthread_mutex_unlock(&lk.sh->lock);
   if (!b) return -ENOENT;
-  view->data = b->len ? c->base + b->off : (const void *)c->base;
+  uint64_t off = atomic_load_explicit(&b->off, memory_order_seq_cst);
+  if (off == BLK_OFF_NONE) {
+    /* on disk only: a view needs the block in DRAM; bring it up */
+    void *tmp = malloc(b->len ? b->len : 1);
+    rc = tmp ? blk_read_disk(c, b, tmp) : -ENOMEM;
+    if (rc == 0) blk_promote(c, b, tmp);
+    free(tmp);
+    off = atomic_load_explicit(&b->off, memory_order_seq_cst);
+    if (rc == 0 && off == BLK_OFF_NONE) rc = -ENOSPC;
+    if (rc < 0) {
+      unpin(c, b);
+      return rc;
+    }
+  }
+  view->data = b->len ? c->base + off : (const void *)c->base;
   view->len = b->len;
   view->cid = b->cid;
   view->blk_ = b;
@@ -975,7 +1789,10 @@ int cascade_get_batch(cascade *c, const char *ns, cascade_get_item *items,
         blk[ref[r].idx] = lookup_pin(c, &lk[ref[r].idx]);
       pthread_mutex_unlock(&sh->lock);
     }
-    size_t got = 0;
+    size_t got = 0, nd = 0;
+    disk_read_req dreq[GET_CHUNK];
+    disk_rec dwant[GET_CHUNK];
+    size_t didx[GET_CHUNK];
     for (size_t r = 0; r < nref; r++) {
       size_t i = ref[r].idx;
       cascade_get_item *it = &items[base + i];
@@ -984,16 +1801,39 @@ int cascade_get_batch(cascade *c, const char *ns, cascade_get_item *items,
         it->rc = -ENOENT;
         continue;
       }
+      got++;
       it->vlen = b->len;
+      uint64_t off = atomic_load_explicit(&b->off, memory_order_seq_cst);
       if (b->len > it->cap) {
         it->rc = -ENOBUFS;
-      } else {
-        copy_out(it->buf, c->base + b->off, b->len);
+      } else if (off != BLK_OFF_NONE) {
+        copy_out(it->buf, c->base + off, b->len);
         it->rc = 0;
         hits++;
+      } else if (atomic_load_explicit(&b->loading, memory_order_acquire)) {
+        it->rc = blk_read_disk(c, b, it->buf); /* waits for the prefetch */
+        hits += it->rc == 0;
+      } else { /* from disk, below, all at once */
+        disk_want(b, &dwant[nd]);
+        dreq[nd] = (disk_read_req){atomic_load(&b->dloc), &dwant[nd], it->buf,
+                                   b->len, 0};
+        didx[nd++] = i;
+        continue;
       }
       unpin(c, b);
-      got++;
+    }
+    if (nd) disk_read_batch(c->disk, dreq, nd);
+    for (size_t d = 0; d < nd; d++) {
+      cascade_get_item *it = &items[base + didx[d]];
+      cascade_blk *b = blk[didx[d]];
+      int rc2 = dreq[d].loc == DISK_LOC_NONE ? -ENOENT : dreq[d].rc;
+      if (rc2 == -ENOENT) /* moved by a compaction meanwhile: once more */
+        rc2 = blk_read_disk(c, b, it->buf);
+      else
+        rc2 = disk_read_done(c, b, dreq[d].loc, rc2, it->buf);
+      it->rc = rc2;
+      if (rc2 == 0) hits++;
+      unpin(c, b);
     }
     if (c->get_lat && got) {
       uint64_t per = (now_mono_ns() - t0) / got;
@@ -1088,6 +1928,8 @@ int cascade_set_ttl(cascade *c, const char *ns, const void *key, size_t klen,
       pthread_mutex_lock(&lk.sh->lock);
       k->expire_ns = old;
       pthread_mutex_unlock(&lk.sh->lock);
+    } else {
+      key_disk_write(c, k);
     }
   }
   pthread_mutex_unlock(&c->mem_lock);
@@ -1122,15 +1964,15 @@ int cascade_key_info(cascade *c, const char *ns, const void *key, size_t klen,
     info->cid = b->cid;
     if (k->expire_ns) {
       uint64_t now = now_realtime_ns();
-      info->ttl_ms =
-          k->expire_ns > now ? (int64_t)((k->expire_ns - now + 999999) / 1000000)
-                             : 0;
+      info->ttl_ms = k->expire_ns > now
+                         ? (int64_t)((k->expire_ns - now + 999999) / 1000000)
+                         : 0;
     } else {
       info->ttl_ms = -1;
     }
     info->priority = k->prio;
     info->flags = k->flags;
-    info->tier = CASCADE_TIER_DRAM;
+    info->tier = b->in_dram ? CASCADE_TIER_DRAM : CASCADE_TIER_DISK;
     info->refs = b->pi.refs;
     info->pins = pin_count(b);
   }
@@ -1157,14 +1999,36 @@ int cascade_stats(cascade *c, struct cascade_stats *out) {
   /* expired keys are reaped lazily; count only live ones */
   reap_expired(c, INT32_MAX);
   dram_get_usage(c->dram, &u);
+  uint64_t dhits = atomic_load(&c->dhits), dmisses = atomic_load(&c->dmisses);
   cascade_tier_stats *t = &out->tier[CASCADE_TIER_DRAM];
   t->present = 1;
   t->blocks = c->nblocks;
   t->bytes = c->bytes;
   t->capacity = u.capacity;
-  t->hits = hits;
-  t->misses = misses;
+  t->hits = hits - dhits - dmisses;
+  t->misses = misses + dhits + dmisses;
   t->evictions = c->evictions;
+  t->promotions = c->dpromotions;
+  t->demotions = c->ddemotions;
+  if (c->disk) {
+    disk_stats ds;
+    disk_get_stats(c->disk, &ds);
+    t = &out->tier[CASCADE_TIER_DISK];
+    t->present = 1;
+    t->blocks = c->dblocks;
+    t->bytes = c->dbytes_total;
+    t->capacity = ds.capacity;
+    t->hits = dhits;
+    t->misses = misses + dmisses;
+    t->evictions = c->devictions;
+    snprintf(out->disk_mode, sizeof out->disk_mode, "%s", disk_mode(c->disk));
+    out->disk_file_bytes = ds.file_bytes;
+    out->disk_live_bytes = ds.live_bytes;
+    out->disk_read_errors = ds.read_errors;
+    out->disk_write_errors = ds.write_errors + c->dwrite_fail;
+    out->disk_compactions = ds.compactions;
+    out->disk_recovered = c->recovered;
+  }
   out->keys = c->nkeys;
   out->namespaces = c->nns;
   out->puts = c->puts;
@@ -1174,8 +2038,8 @@ int cascade_stats(cascade *c, struct cascade_stats *out) {
   out->dedup_bytes_saved = c->dedup_saved;
   pthread_mutex_unlock(&c->mem_lock);
   out->gets = gets;
-  out->hits = hits;
-  out->misses = misses;
+  out->hits = hits - dmisses;
+  out->misses = misses + dmisses;
   out->views = atomic_load(&c->views);
   out->dram_free_bytes = u.free;
   out->dram_largest_free = u.largest_free;
