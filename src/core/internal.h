@@ -186,8 +186,11 @@ struct cascade {
   pthread_t compactor;
   int compactor_on;
   int closing;   /* compactor stop flag (mem_lock) */
-  int keep_disk; /* closing: removing keys from memory
-                                    leaves their records alone */
+  int keep_disk; /* closing: removing keys from memory leaves their
+                    records alone */
+  int reclaiming; /* disk eviction under way (mem_lock) */
+  uint64_t reclaim_kept; /* bytes it kept so far */
+  uint64_t rng;          /* xorshift state for sampling (mem_lock) */
   pthread_cond_t compact_cv;
   /* prefetch: a queue of pinned blocks, one worker */
   pthread_mutex_t pf_lock;  /* leaf lock */

@@ -258,6 +258,8 @@ static void key_disk_forget(cascade *c, kent *k) {
   if (k->kloc == DISK_LOC_NONE || c->keep_disk) return;
   disk_release(c->disk, k->kloc, k->kbytes);
   k->kloc = DISK_LOC_NONE;
+  if (c->reclaiming) return; /* evicted: without its VALUE the KEY record
+                                is dropped at restart anyway */
   disk_rec r = {.type = DISK_REC_DELETE, .key = k->key, .klen = k->klen};
   drec_ns(&r, k->ns);
   disk_loc loc;
@@ -266,6 +268,7 @@ static void key_disk_forget(cascade *c, kent *k) {
 }
 
 static int64_t compact_locked(cascade *c, uint64_t budget);
+static int disk_make_room(cascade *c);
 
 /* b is in DRAM and not on disk: append its VALUE record from the arena and
  * its keys' KEY records.  On -ENOSPC one bounded compaction step is tried
@@ -280,7 +283,11 @@ static int blk_write_disk(cascade *c, cascade_blk *b) {
   uint64_t nb;
   const void *v = b->len ? c->base + atomic_load(&b->off) : NULL;
   int rc = disk_append(c->disk, &r, v, &loc, &nb);
+  /* full: first reclaim garbage, then evict from the disk tier (a few
+   * segments at most: a block larger than what they free is not stored) */
   if (rc == -ENOSPC && compact_locked(c, UINT64_C(64) << 20) > 0)
+    rc = disk_append(c->disk, &r, v, &loc, &nb);
+  for (int tries = 0; rc == -ENOSPC && tries < 4 && disk_make_room(c); tries++)
     rc = disk_append(c->disk, &r, v, &loc, &nb);
   if (rc < 0) {
     c->dwrite_fail++;
@@ -708,6 +715,103 @@ static int64_t compact_locked(cascade *c, uint64_t budget) {
   return disk_compact_step(c->disk, budget, compact_is_live, compact_moved, c);
 }
 
+/* ---- disk tier eviction --------------------------------------------------------
+ *
+ * When the disk tier is full (disk.capacity, or the file system), its
+ * oldest segment is reclaimed as a whole (segment-granular FIFO, the way
+ * log-structured flash caches evict: no random rewrites).  The configured
+ * policy decides, record by record, what survives: a block that is also in
+ * DRAM just loses its disk copy; a pinned or loading block is kept; a
+ * block the policy ranks above the median of a random sample of other disk
+ * blocks (same ordering as DRAM eviction: priority class, then the policy's
+ * key) is moved to the head of the log, as long as what is kept stays under
+ * half the segment; everything else is evicted from the store. */
+
+#define RECLAIM_SAMPLE 8
+
+/* The policy's rank of b: class first, then the policy key. */
+static void blk_rank(const cascade *c, const cascade_blk *b, uint64_t r[3]) {
+  uint64_t k[2];
+  c->pops->key(&b->pi, k);
+  r[0] = (uint64_t)(b->cls < 0 ? 0 : b->cls);
+  r[1] = k[0];
+  r[2] = k[1];
+}
+
+static int rank_cmp(const uint64_t a[3], const uint64_t b[3]) {
+  for (int i = 0; i < 3; i++)
+    if (a[i] != b[i]) return a[i] < b[i] ? -1 : 1;
+  return 0;
+}
+
+/* Does the policy rank b above most of a random sample of disk blocks? */
+static int policy_keeps(cascade *c, const cascade_blk *b) {
+  const oat *t = &c->dtab;
+  if (!t->n) return 0;
+  uint64_t rb[3], rs[3];
+  blk_rank(c, b, rb);
+  int below = 0, seen = 0;
+  /* RECLAIM_SAMPLE entries, each the first one at or after a random slot */
+  for (int i = 0; i < RECLAIM_SAMPLE; i++) {
+    c->rng ^= c->rng << 13; /* xorshift: any spread will do */
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    uint64_t j = c->rng & t->mask, left = t->mask + 1;
+    while (left-- && (!t->s[j].p || t->s[j].p == b)) j = (j + 1) & t->mask;
+    const cascade_blk *o = t->s[j].p;
+    if (!o || o == b) break; /* b is alone */
+    seen++;
+    blk_rank(c, o, rs);
+    below += rank_cmp(rs, rb) < 0;
+  }
+  return seen && below * 2 > seen;
+}
+
+static int reclaim_is_live(void *ctx, const disk_rec *r, disk_loc loc) {
+  cascade *c = ctx;
+  const ns_obj *ns = ns_of_rec(c, r);
+  kent *k;
+  cascade_blk *b;
+  switch (r->type) {
+  case DISK_REC_VALUE:
+    if (!ns || !(b = dtab_find(c, ns, &r->cid, loc))) return 0;
+    if (pin_count(b) || atomic_load(&b->loading)) return 1;
+    if (b->in_dram) { /* the copy in DRAM stays; written again if evicted */
+      for (k = b->keys; k; k = k->bnext) key_disk_forget(c, k);
+      blk_disk_forget(c, b);
+      return 0;
+    }
+    if (c->reclaim_kept + b->dbytes <= c->cfg.disk_segment_size / 2 &&
+        policy_keeps(c, b)) {
+      c->reclaim_kept += b->dbytes;
+      return 1;
+    }
+    c->devictions++;
+    blk_evict(c, b); /* keys go, no tombstones (see keep_disk use) */
+    return 0;
+  case DISK_REC_KEY:
+    /* live while its block keeps its disk copy */
+    if (!(k = kent_of_rec(c, r)) || k->kloc != loc) return 0;
+    if (atomic_load(&k->blk->dloc) != DISK_LOC_NONE) return 1;
+    k->kloc = DISK_LOC_NONE;
+    return 0;
+  default:
+    /* a tombstone in the oldest segment shadows nothing older */
+    return 0;
+  }
+}
+
+/* mem_lock held.  1 if a segment file was freed. */
+static int disk_make_room(cascade *c) {
+  int freed = 0;
+  c->reclaim_kept = 0;
+  c->reclaiming = 1;
+  int64_t r = disk_reclaim_step(c->disk, UINT64_MAX, reclaim_is_live,
+                                compact_moved, c, &freed);
+  c->reclaiming = 0;
+  return r >= 0 && freed;
+}
+
 /* Background compaction: a bounded step (8 MiB moved at most, so puts wait
  * for mem_lock no longer than that takes) every 100 ms, sooner while there
  * is work. */
@@ -991,6 +1095,7 @@ int cascade_open(const cascade_config *cfg, cascade **out) {
   }
   if (getrandom(&c->seed, sizeof c->seed, GRND_NONBLOCK) != sizeof c->seed)
     c->seed = now_mono_ns() ^ (uint64_t)(uintptr_t)c;
+  c->rng = c->seed | 1;
   pthread_mutex_init(&c->mem_lock, NULL);
   pthread_mutex_init(&c->pf_lock, NULL);
   pthread_cond_init(&c->pf_cv, NULL);

@@ -1587,13 +1587,18 @@ int disk_flush(disk *d) {
   return r;
 }
 
-/* The sealed segment with the lowest live ratio under the threshold. */
-static struct disk_seg *compact_pick_locked(disk *d) {
+/* The sealed segment with the lowest live ratio under the threshold; or,
+ * with oldest, the sealed segment written first, whatever its ratio. */
+static struct disk_seg *compact_pick_locked(disk *d, int oldest) {
   struct disk_seg *best = NULL;
   double best_ratio = 0;
   for (size_t i = 0; i < d->nsegs; i++) {
     struct disk_seg *s = d->segs[i];
     if (!s->sealed || s == d->cur || s == d->victim) continue;
+    if (oldest) {
+      if (best == NULL || s->fileno < best->fileno) best = s;
+      continue;
+    }
     double ratio =
         s->file_bytes ? (double)s->live / (double)s->file_bytes : 0.0;
     if (ratio >= d->o.compact_threshold && s->live != 0) continue;
@@ -1620,8 +1625,9 @@ static int compact_finish(disk *d) {
   return r;
 }
 
-int64_t disk_compact_step(disk *d, uint64_t budget, disk_live_fn is_live,
-                          disk_moved_fn moved, void *ctx) {
+static int64_t compact_step(disk *d, uint64_t budget, int oldest,
+                            disk_live_fn is_live, disk_moved_fn moved,
+                            void *ctx) {
   if (d == NULL || is_live == NULL) return -EINVAL;
   if (budget == 0) budget = 1;
   uint8_t *hb = malloc(REC_HDR_MAX);
@@ -1632,7 +1638,7 @@ int64_t disk_compact_step(disk *d, uint64_t budget, disk_live_fn is_live,
   while (done < budget) {
     if (d->victim == NULL) {
       pthread_mutex_lock(&d->mu);
-      struct disk_seg *v = compact_pick_locked(d);
+      struct disk_seg *v = compact_pick_locked(d, oldest);
       if (v != NULL && v->live == 0) {
         seg_delete_locked(d, v); /* nothing live: just delete it */
         d->compactions++;
@@ -1710,6 +1716,28 @@ int64_t disk_compact_step(disk *d, uint64_t budget, disk_live_fn is_live,
   pthread_mutex_unlock(&d->compact_mu);
   free(hb);
   return err != 0 ? err : (int64_t)done;
+}
+
+int64_t disk_compact_step(disk *d, uint64_t budget, disk_live_fn is_live,
+                          disk_moved_fn moved, void *ctx) {
+  return compact_step(d, budget, 0, is_live, moved, ctx);
+}
+
+int64_t disk_reclaim_step(disk *d, uint64_t budget, disk_live_fn is_live,
+                          disk_moved_fn moved, void *ctx, int *freed) {
+  uint64_t before = 0;
+  if (d != NULL) {
+    pthread_mutex_lock(&d->mu);
+    before = d->compactions;
+    pthread_mutex_unlock(&d->mu);
+  }
+  int64_t r = compact_step(d, budget, 1, is_live, moved, ctx);
+  if (freed != NULL && d != NULL) {
+    pthread_mutex_lock(&d->mu);
+    *freed = d->compactions != before;
+    pthread_mutex_unlock(&d->mu);
+  }
+  return r;
 }
 
 void disk_drop_cache(disk *d) {

@@ -208,6 +208,16 @@ typedef void (*disk_moved_fn)(void *ctx, const disk_rec *rec, disk_loc old,
 int64_t disk_compact_step(disk *d, uint64_t budget, disk_live_fn is_live,
                           disk_moved_fn moved, void *ctx);
 
+/* Capacity eviction: like disk_compact_step, but the victim is the oldest
+ * sealed segment whatever its live ratio (segment-granular FIFO, as in
+ * log-structured flash caches), and is_live is the engine's keep-or-evict
+ * decision: records it keeps are moved to the head of the log, the rest go
+ * with the segment.  A victim already being compacted is finished first.
+ * *freed (may be NULL) is set to 1 if a segment file was deleted.  Returns
+ * the bytes moved or -errno. */
+int64_t disk_reclaim_step(disk *d, uint64_t budget, disk_live_fn is_live,
+                          disk_moved_fn moved, void *ctx, int *freed);
+
 /* posix_fadvise(POSIX_FADV_DONTNEED) on every segment file, so the next
  * reads come from the device (matters in buffered mode only). */
 void disk_drop_cache(disk *d);

@@ -368,6 +368,43 @@ static void test_corrupt_value_is_a_miss(void **state) {
   cascade_close(c);
 }
 
+/* disk.capacity bounds the segment files: the oldest segment is reclaimed,
+ * what the policy ranks high (here: priority HIGH) survives, the rest is
+ * evicted, puts keep working, and whatever is present reads back right. */
+static void test_disk_capacity(void **state) {
+  cascade *c = open_tiered("256k", "disk.segment_size", "1m", "disk.capacity",
+                           "4m", NULL);
+  cascade_put_opts hi = {.priority = CASCADE_PRIO_HIGH};
+  enum { N = 200 }; /* 12.5 MiB through a 4 MiB disk tier */
+  for (int i = 0; i < N; i++) put_i(c, i, i < 4 ? &hi : NULL);
+  struct cascade_stats s = tu_stats_of(c);
+  assert_true(DISK(s).evictions > 0);
+  assert_true(s.disk_file_bytes <= (5u << 20)); /* capacity + one segment */
+  assert_true(s.keys < N);
+  for (int i = 0; i < 4; i++) check_i(c, i); /* HIGH: kept */
+  int present = 0;
+  for (int i = 4; i < N; i++) {
+    char k[32];
+    key_of(k, sizeof k, i);
+    if (cascade_exists(c, "ns", k, strlen(k)) == 1) {
+      check_i(c, i);
+      present++;
+    }
+  }
+  assert_int_equal(present + 4, (int)s.keys);
+  /* the most recent ones are there */
+  for (int i = N - 8; i < N; i++) check_i(c, i);
+  /* and it survives a restart the same */
+  assert_int_equal(cascade_flush(c), 0);
+  cascade_close(c);
+  c = open_tiered("256k", "disk.segment_size", "1m", "disk.capacity", "4m",
+                  NULL);
+  s = tu_stats_of(c);
+  assert_int_equal((int)s.keys, present + 4);
+  for (int i = 0; i < 4; i++) check_i(c, i);
+  cascade_close(c);
+}
+
 /* A second store on the same directory (and rank) is refused; another
  * rank is fine. */
 static void test_second_open_refused(void **state) {
@@ -411,6 +448,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_prefetch, setup, teardown),
       cmocka_unit_test_setup_teardown(test_corrupt_value_is_a_miss, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_disk_capacity, setup, teardown),
       cmocka_unit_test_setup_teardown(test_second_open_refused, setup,
                                       teardown),
       cmocka_unit_test(test_no_disk_tier),
