@@ -3,15 +3,18 @@
  *
  * Objects
  *   cascade        the store: index shards, content table, DRAM tier,
- *                  per-class policies, TTL heap, counters.
+ *                  disk tier (optional), per-class policies, TTL heap,
+ *                  counters, the compactor and prefetch threads.
  *   ns_obj         an interned namespace name (created on first put, freed
  *                  at close).
  *   kent           a key: (namespace, key bytes) -> block, with its TTL,
  *                  priority and flags.  Lives in one index shard's table and
  *                  in its block's key list.
- *   cascade_blk    a stored copy (one per distinct content per namespace
- *                  with dedup on): arena extent, content id, pins, the keys
- *                  that share it, its policy item, its prefix-chain parent.
+ *   cascade_blk    a stored block (one per distinct content per namespace
+ *                  with dedup on): its DRAM extent and/or its VALUE record
+ *                  on disk, content id, pins, the keys that share it, its
+ *                  policy item, its prefix-chain parent.  A key whose block
+ *                  is on disk has a KEY record there too (kent.kloc).
  *
  * Locking (order: mem_lock -> shard lock; never the other way)
  *   shard[i].lock  protects shard i's hash table, the kent fields read by
@@ -27,6 +30,16 @@
  *                  BLK_DEAD set once the block has been removed.  Whoever
  *                  sees (DEAD, 0 pins) first - the remover, or the last
  *                  unpinner - frees the arena extent.
+ *   blk->off       a reader pins, then loads off (both seq_cst); a
+ *                  demotion stores BLK_OFF_NONE, then loads the pins: with
+ *                  none it frees the extent at once, else it parks it in
+ *                  blk->retired and sets BLK_RETIRED, and the unpinner that
+ *                  clears that bit frees it.  A reader thus either copies
+ *                  from an extent that stays allocated, or reads from disk.
+ *   pf_lock        (leaf) the prefetch queue; load_cv wakes readers waiting
+ *                  for a block a prefetch is bringing up (blk->loading).
+ *   the disk tier  has its own lock (a leaf, src/tier/disk.h); compaction
+ *                  and disk eviction run their callbacks under mem_lock.
  *
  * Invariants
  *   - A kent in a shard table points at a live block (not DEAD).
@@ -121,9 +134,8 @@ typedef struct kent {
 typedef struct cascade_blk {
   /* first cache line: everything the hit path touches */
   pol_item pi;           /* must stay first (container_of); atime */
-  _Atomic uint64_t off;  /* arena offset (DRAM_OFF_EMPTY if
-                                    empty), BLK_OFF_NONE if the block is
-                                    not in DRAM (on disk only) */
+  _Atomic uint64_t off;  /* arena offset (DRAM_OFF_EMPTY if empty),
+                            BLK_OFF_NONE if not in DRAM (disk only) */
   uint64_t len;          /* value bytes */
   _Atomic uint32_t pins; /* count | BLK_DEAD | BLK_RETIRED */
   int cls;               /* policy class the item is in, -1 none */
@@ -135,17 +147,19 @@ typedef struct cascade_blk {
   _Atomic uint32_t dreads;  /* reads served from disk */
   _Atomic uint32_t loading; /* a prefetch is bringing it up */
   cascade_cid dcid;         /* identity on disk: cid, or a unique
-                                    synthetic id without dedup */
+                               synthetic id without dedup */
   cascade_cid cid;
   const ns_obj *ns;
   uint32_t nprefix;               /* keys with CASCADE_PUT_PREFIX */
   uint32_t nprio[NCLASSES];       /* keys per priority class */
   uint32_t drefs;                 /* live (1) + children pointing here
-                                    + 1 while on an eviction aside list */
+                                     + 1 while on an eviction aside list */
   kent *keys;                     /* key list head */
   struct cascade_blk *parent;     /* previous block of its prefix chain */
   struct cascade_blk *cache_next; /* descriptor cache link */
   struct cascade_blk *aside;      /* pinned victims set aside by eviction */
+  /* live: published, not removed; in_dram: has a DRAM copy (ext may be
+   * NULL for an empty value); in_ctab/in_dtab: registered in ctab/dtab */
   uint8_t live, in_ctab, ext_freed, has_cid, in_dtab, in_dram;
 } __attribute__((aligned(64))) cascade_blk;
 

@@ -1,6 +1,7 @@
 /*
  * store.c - the engine: index, namespaces, deduplication, the DRAM tier's
- * eviction, TTLs and priorities.  Structures and locking rules are in
+ * eviction, TTLs and priorities, and the movement of blocks between DRAM
+ * and the disk tier (src/tier/disk.c).  Structures and locking rules are in
  * internal.h; read that first.
  *
  * Put (cascade_put is a batch of one):
@@ -10,7 +11,8 @@
  *                 attached to that block at once (no copy); otherwise an
  *                 extent is allocated, evicting as needed.  The new block is
  *                 invisible: not in the index, content table or policy.
- *   2. no lock:   copy the values into their extents.
+ *   2. no lock:   copy the values into their extents (and, with
+ *                 disk.write = through, append them to the disk tier).
  *   3. mem_lock:  re-check NX/XX (the lock was dropped); if another put
  *                 stored the same content meanwhile, drop ours and share
  *                 theirs; otherwise publish the block and point the key at
@@ -19,6 +21,22 @@
  *   -> copy -> unpin.  No global lock, no allocation.
  * Eviction (mem_lock held): expired keys first, then the lowest priority
  *   class's policy victim; pinned victims are set aside and put back after.
+ * Disk tier (when disk.dir is set):
+ *   - demotion: a DRAM victim is written back (VALUE record from the arena,
+ *     KEY records for its keys) unless disk.write = selective says it is
+ *     too cold; a block already on disk just leaves DRAM.  Blocks on disk
+ *     only keep their descriptor and keys, with blk->off = BLK_OFF_NONE.
+ *   - reads of such a block go to disk (verified; a failure is a miss and
+ *     drops the block); after disk.promote_after reads it is copied up.
+ *     cascade_prefetch queues blocks for a worker thread that brings them
+ *     up; readers of a block on its way wait for that read.
+ *   - deletes and overwrites of keys with a KEY record append a tombstone,
+ *     so a restart does not bring the old mapping back.
+ *   - cascade_open scans the records and rebuilds keys and blocks (newest
+ *     record per key and per content wins); cascade_flush and
+ *     cascade_close write every DRAM-only block and make the log durable.
+ *   - a compactor thread reclaims garbage in bounded steps; a full disk
+ *     tier reclaims its oldest segment, the policy choosing what survives.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -405,6 +406,42 @@ static void test_disk_capacity(void **state) {
   cascade_close(c);
 }
 
+/* A full file system (a 6 MiB tmpfs mounted by the test; skipped where
+ * mounting is not allowed): -ENOSPC from the file system is handled like a
+ * full tier - the oldest segment is reclaimed - puts keep working, and what
+ * is present reads back right. */
+static void test_file_system_full(void **state) {
+  char mnt[sizeof dir];
+  if (snprintf(mnt, sizeof mnt, "%s/small", dir) >= (int)sizeof mnt) skip();
+  assert_int_equal(mkdir(mnt, 0700), 0);
+  if (mount("cascade-test", mnt, "tmpfs", 0, "size=6m") != 0) {
+    print_message("cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+    skip();
+  }
+  char saved[512];
+  snprintf(saved, sizeof saved, "%s", dir);
+  snprintf(dir, sizeof dir, "%s", mnt);
+  cascade *c = open_tiered("256k", "disk.segment_size", "1m", NULL);
+  enum { N = 200 }; /* 12.5 MiB into 6 MiB */
+  for (int i = 0; i < N; i++) put_i(c, i, NULL);
+  struct cascade_stats s = tu_stats_of(c);
+  assert_true(DISK(s).evictions > 0);
+  assert_true(strncmp(s.disk_mode, "buffered", 8) == 0);
+  for (int i = 0; i < N; i++) {
+    char k[32];
+    key_of(k, sizeof k, i);
+    if (cascade_exists(c, "ns", k, strlen(k)) == 1) check_i(c, i);
+  }
+  for (int i = N - 4; i < N; i++) check_i(c, i);
+  cascade_close(c);
+  c = open_tiered("256k", "disk.segment_size", "1m", NULL);
+  s = tu_stats_of(c);
+  assert_true(s.keys > 0);
+  cascade_close(c);
+  snprintf(dir, sizeof dir, "%s", saved);
+  assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+}
+
 /* A second store on the same directory (and rank) is refused; another
  * rank is fine. */
 static void test_second_open_refused(void **state) {
@@ -449,6 +486,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_corrupt_value_is_a_miss, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_disk_capacity, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_file_system_full, setup, teardown),
       cmocka_unit_test_setup_teardown(test_second_open_refused, setup,
                                       teardown),
       cmocka_unit_test(test_no_disk_tier),
