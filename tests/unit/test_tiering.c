@@ -442,6 +442,40 @@ static void test_file_system_full(void **state) {
   assert_int_equal(umount2(mnt, MNT_DETACH), 0);
 }
 
+/* Deletes leave garbage; the background compactor rewrites segments whose
+ * live share fell under disk.compact_below: the files shrink, the live
+ * blocks still read back right, also after a restart. */
+static void test_background_compaction(void **state) {
+  cascade *c = open_tiered("256k", "disk.segment_size", "1m",
+                           "disk.compact_below", "60", NULL);
+  enum { N = 96 }; /* 6 MiB: six segments */
+  for (int i = 0; i < N; i++) put_i(c, i, NULL);
+  assert_int_equal(cascade_flush(c), 0);
+  struct cascade_stats s = tu_stats_of(c);
+  uint64_t before = s.disk_file_bytes;
+  for (int i = 0; i < N; i++) {
+    if (i % 4 == 0) continue; /* keep a quarter */
+    char k[32];
+    key_of(k, sizeof k, i);
+    assert_int_equal(cascade_delete(c, "ns", k, strlen(k)), 0);
+  }
+  uint64_t t0 = tu_now_ms();
+  do {
+    s = tu_stats_of(c);
+  } while ((s.disk_compactions == 0 || s.disk_file_bytes >= before) &&
+           tu_now_ms() - t0 < 10000);
+  assert_true(s.disk_compactions > 0);
+  assert_true(s.disk_file_bytes < before);
+  for (int i = 0; i < N; i += 4) check_i(c, i);
+  cascade_close(c);
+  c = open_tiered("256k", "disk.segment_size", "1m", NULL);
+  s = tu_stats_of(c);
+  assert_int_equal(s.keys, N / 4);
+  for (int i = 0; i < N; i += 4) check_i(c, i);
+  tu_check_absent(c, "ns", "blk-00001");
+  cascade_close(c);
+}
+
 /* A second store on the same directory (and rank) is refused; another
  * rank is fine. */
 static void test_second_open_refused(void **state) {
@@ -486,6 +520,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_corrupt_value_is_a_miss, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_disk_capacity, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_background_compaction, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_file_system_full, setup, teardown),
       cmocka_unit_test_setup_teardown(test_second_open_refused, setup,
                                       teardown),
