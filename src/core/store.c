@@ -1064,19 +1064,29 @@ static int disk_start(cascade *c) {
   return 0;
 }
 
-/* Write every block only in DRAM to disk (mem_lock held). */
+/* Write every block only in DRAM to disk (mem_lock held).  A write that
+ * finds the disk full reclaims space, which can re-order the heaps being
+ * walked (evicting a block re-ranks its parent), so passes repeat until one
+ * finds nothing left to write or writes nothing. */
 static int flush_locked(cascade *c) {
   int rc = 0;
-  for (int cls = 0; cls < NCLASSES; cls++) {
-    policy *p = &c->pol[cls];
-    for (size_t i = 0; i < policy_size(p); i++) {
-      cascade_blk *b = (cascade_blk *)p->heap[i].it;
-      if (atomic_load(&b->dloc) != DISK_LOC_NONE) continue;
-      int r = blk_write_disk(c, b);
-      if (r < 0 && !rc) rc = r;
+  for (;;) {
+    size_t todo = 0, wrote = 0;
+    for (int cls = 0; cls < NCLASSES; cls++) {
+      policy *p = &c->pol[cls];
+      for (size_t i = 0; i < policy_size(p); i++) {
+        cascade_blk *b = (cascade_blk *)p->heap[i].it;
+        if (atomic_load(&b->dloc) != DISK_LOC_NONE) continue;
+        todo++;
+        int r = blk_write_disk(c, b);
+        if (r == 0)
+          wrote++;
+        else if (!rc)
+          rc = r;
+      }
     }
+    if (!todo || !wrote) return todo ? rc : 0;
   }
-  return rc;
 }
 
 int cascade_flush(cascade *c) {
