@@ -553,6 +553,29 @@ void cli_print_stats(FILE *f, const struct cascade_stats *st,
     cli_table_free(t);
   }
 
+  /* The disk tier's files (only with one). */
+  if (st->tier[CASCADE_TIER_DISK].present) {
+    static const char *const hd[4] = {"disk tier", "", "", ""};
+    char mode[sizeof st->disk_mode + 1];
+
+    memcpy(mode, st->disk_mode, sizeof st->disk_mode);
+    mode[sizeof st->disk_mode] = '\0';
+    t = cli_table_new(4, hd, "lrlr");
+    if (t == NULL) return;
+    kv_row(t, "i/o mode", mode[0] ? mode : "?", "keys recovered at open",
+           cli_fmt_count(st->disk_recovered, a, sizeof a));
+    kv_row(t, "segment files", cli_fmt_size(st->disk_file_bytes, b, sizeof b),
+           "live records", cli_fmt_size(st->disk_live_bytes, c, sizeof c));
+    kv_row(t, "compactions", cli_fmt_count(st->disk_compactions, d, sizeof d),
+           "read errors (missed)",
+           cli_fmt_count(st->disk_read_errors, e, sizeof e));
+    kv_row(t, "write errors", cli_fmt_count(st->disk_write_errors, g, sizeof g),
+           "", "");
+    fputc('\n', f);
+    cli_table_print(t, f, indent);
+    cli_table_free(t);
+  }
+
   /* Latency percentiles (only if recorded). */
   if (st->get_latency.count > 0 || st->put_latency.count > 0) {
     static const char *const hd[7] = {"latency", "count", "p50", "p90",
