@@ -13,17 +13,25 @@
  *                  disk backend: one file per block in a subdirectory,
  *                  open/write/close (buffered), then an fsync of every
  *                  file and of the directory; the time includes the fsyncs
- *   cascade_write  cascade_put_batch of QD blocks at a time into a store
+ *   cascade_write  cascade_put_batch of B blocks per call into a store
  *                  with disk.write=through, disk.sync=batch, dedup off,
- *                  then cascade_flush; the time includes the flush
+ *                  disk.queue_depth=QD, then cascade_flush; the time
+ *                  includes the flush.  B = BATCH_BYTES / block, at most
+ *                  BATCH_MAX (the engine's chunk) and at least QD: the
+ *                  blocks of one request, as an inference engine asks
+ *                  for them; the store's DRAM holds B + 4 blocks and is
+ *                  prefaulted at open (dram.prefault), as the DRAM of a
+ *                  store that has been serving is: first-touch page
+ *                  faults are not disk work
  *   fio_read       fio --rw=read on the same file, after dropping its pages
  *                  from the page cache (O_DIRECT bypasses it anyway)
  *   posix_read     open/read/close of every file, after
  *                  posix_fadvise(POSIX_FADV_DONTNEED) on each
  *   cascade_read   cascade_close, cascade_open on the same directory (the
  *                  restart rebuilds the disk index), cascade_drop_page_cache,
- *                  then cascade_get_batch of QD blocks at a time into the
- *                  caller's buffers
+ *                  then cascade_get_batch of B blocks per call into the
+ *                  caller's buffers, 4096-aligned (posix_memalign, as an
+ *                  engine's pinned, page-aligned buffers are)
  *
  * The CLI sees only the public API, so the store is driven exactly as an
  * application would drive it.
@@ -92,7 +100,9 @@ extern char **environ;
 #define POOL_BYTES (64ull << 20) /* a power of two, see "Content" */
 #define ODD 0x9e3779b97f4a7c15ull
 #define SEED 0x6361736361646531ull
-#define DRAM_MIN (64ull << 20) /* cascade store: max(64 MiB, 4 blocks) */
+#define DRAM_MIN (64ull << 20) /* cascade store: max(64 MiB, B + 4 blocks) */
+#define BATCH_MAX 64             /* blocks per cascade call, at most ... */
+#define BATCH_BYTES (256ull << 20) /* ... and bytes, unless QD is more */
 #define SPACE_SLACK (512ull << 20)
 #define BENCH_NS "bench"
 #define KEY_BYTES 32
@@ -120,6 +130,14 @@ static const char *const sys_name[NSYS] = {"fio", "posix-file-per-block",
                                            "cascade"};
 
 static int op_sys(int op) { return op % NSYS; }
+
+/* Blocks per cascade_put_batch / cascade_get_batch call for block size
+ * bs at queue depth qd. */
+static uint64_t batch_blocks(uint64_t bs, int qd) {
+  uint64_t n = BATCH_BYTES / bs;
+  if (n > BATCH_MAX) n = BATCH_MAX;
+  return n > (uint64_t)qd ? n : (uint64_t)qd;
+}
 static int op_is_read(int op) { return op >= OP_FIO_READ; }
 /* The op of system sys in the same direction as op. */
 static int op_of(int sys, int op) {
@@ -170,8 +188,8 @@ struct bench {
 
   /* memory */
   uint8_t *pool; /* POOL_BYTES + largest block */
-  uint8_t *buf;  /* QD read buffers of the largest block */
-  uint64_t max_bs;
+  uint8_t *buf;  /* read buffers: B blocks of the size that needs most */
+  uint64_t max_bs, max_batch; /* largest block; largest B x block */
 
   /* the size being measured */
   uint64_t bs, n; /* block bytes, blocks per system */
@@ -205,15 +223,18 @@ void cli_bench_disk_usage(FILE *f) {
              "open/write/close,\n"
              "                           fsync of every file; read with "
              "open/read/close\n"
-             "  cascade_write            cascade_put_batch of N blocks at a "
-             "time, disk.write=\n"
+             "  cascade_write            cascade_put_batch of B blocks per "
+             "call (B: 256 MiB\n"
+             "                           of blocks, at most 64, at least N), "
+             "disk.write=\n"
              "                           through, then cascade_flush\n"
              "                           (target >= 0.9x fio_write and > "
              "posix_write)\n"
              "  cascade_read             reopen the store, "
              "cascade_drop_page_cache, then\n"
-             "                           cascade_get_batch of N blocks at a "
-             "time\n"
+             "                           cascade_get_batch of B blocks per "
+             "call into\n"
+             "                           4096-aligned buffers\n"
              "                           (target >= 0.9x fio_read and > "
              "posix_read)\n"
              "Reads follow a page cache drop (posix_fadvise DONTNEED).\n"
@@ -668,12 +689,13 @@ static int posix_read(struct bench *b, struct run *r) {
  */
 static int cascade_store_open(struct bench *b, uint64_t bs, cascade **out) {
   char dir[PATH_BUF], cap[32], qd[16];
-  uint64_t dram = 4 * bs > DRAM_MIN ? 4 * bs : DRAM_MIN;
+  uint64_t dram = (batch_blocks(bs, b->qd) + 4) * bs;
   const char *const set[][2] = {
       {"dram.capacity", cap},      {"dedup", "false"},
       {"disk.dir", dir},           {"disk.write", "through"},
       {"disk.sync", "batch"},      {"disk.queue_depth", qd},
       {"disk.promote_after", "0"},
+      {"dram.prefault", "true"}, /* warm, as a serving store's DRAM is */
   };
   cascade_config *cfg = NULL;
   int rc;
@@ -681,6 +703,7 @@ static int cascade_store_open(struct bench *b, uint64_t bs, cascade **out) {
   *out = NULL;
   work_path(b, "cascade", dir, sizeof dir);
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) return sys_err(b, "mkdir", dir);
+  if (dram < DRAM_MIN) dram = DRAM_MIN;
   snprintf(cap, sizeof cap, "%" PRIu64, dram);
   snprintf(qd, sizeof qd, "%d", b->qd);
   rc = cascade_config_new(&cfg);
@@ -770,13 +793,14 @@ static int batch_err(struct bench *b, const char *call, uint64_t j0, int got,
 }
 
 static int cascade_write(struct bench *b, cascade *c, struct run *r) {
-  cascade_put_item items[MAX_QD];
-  uint8_t keys[MAX_QD][KEY_BYTES];
+  cascade_put_item items[MAX_QD > BATCH_MAX ? MAX_QD : BATCH_MAX];
+  uint8_t keys[MAX_QD > BATCH_MAX ? MAX_QD : BATCH_MAX][KEY_BYTES];
+  uint64_t batch = batch_blocks(b->bs, b->qd);
   double t0 = cli_now();
   int rc;
 
-  for (uint64_t j = 0; j < b->n; j += (uint64_t)b->qd) {
-    size_t m = b->n - j < (uint64_t)b->qd ? (size_t)(b->n - j) : (size_t)b->qd;
+  for (uint64_t j = 0; j < b->n; j += batch) {
+    size_t m = b->n - j < batch ? (size_t)(b->n - j) : (size_t)batch;
     int got;
 
     for (size_t i = 0; i < m; i++) {
@@ -806,8 +830,9 @@ static int cascade_write(struct bench *b, cascade *c, struct run *r) {
 }
 
 static int cascade_read(struct bench *b, cascade *c, struct run *r) {
-  cascade_get_item items[MAX_QD];
-  uint8_t keys[MAX_QD][KEY_BYTES];
+  cascade_get_item items[MAX_QD > BATCH_MAX ? MAX_QD : BATCH_MAX];
+  uint8_t keys[MAX_QD > BATCH_MAX ? MAX_QD : BATCH_MAX][KEY_BYTES];
+  uint64_t batch = batch_blocks(b->bs, b->qd);
   int rc;
 
   if ((rc = cascade_drop_page_cache(c)) != 0) {
@@ -816,8 +841,8 @@ static int cascade_read(struct bench *b, cascade *c, struct run *r) {
     return rc;
   }
   r->secs = 0;
-  for (uint64_t j = 0; j < b->n; j += (uint64_t)b->qd) {
-    size_t m = b->n - j < (uint64_t)b->qd ? (size_t)(b->n - j) : (size_t)b->qd;
+  for (uint64_t j = 0; j < b->n; j += batch) {
+    size_t m = b->n - j < batch ? (size_t)(b->n - j) : (size_t)batch;
     double t0;
     int got;
 
@@ -1226,14 +1251,19 @@ static void print_header(const struct bench *b, const cli_machine *m) {
          b->keep ? ", kept" : ", removed at the end");
   if (b->cascade_ok)
     printf("cascade: disk mode %s; disk.write=through, disk.sync=batch, "
-           "dedup off, DRAM max(%s, 4 blocks)\n",
+           "dedup off, DRAM max(%s, B + 4 blocks) prefaulted\n",
            b->disk_mode, cli_fmt_size(DRAM_MIN, dram, sizeof dram));
   else
     printf("cascade: unavailable (%s)\n", b->cascade_err);
   printf("method:  %s per size and system, queue depth %d, %s; reads "
-         "after dropping the page cache\n\n",
+         "after dropping the page cache;\n"
+         "         cascade: B blocks per put/get batch call (256 MiB of "
+         "blocks, at most %d,\n"
+         "         at least the queue depth), read into 4096-aligned "
+         "buffers\n\n",
          cli_fmt_size(b->total, tot, sizeof tot), b->qd,
-         b->repeat > 1 ? "median of --repeat runs" : "one run per cell");
+         b->repeat > 1 ? "median of --repeat runs" : "one run per cell",
+         BATCH_MAX);
   fflush(stdout);
 }
 
@@ -1459,6 +1489,8 @@ static int parse_args(struct bench *b, int argc, char **argv) {
     uint64_t n = b->total / b->sizes[k];
 
     if (b->sizes[k] > b->max_bs) b->max_bs = b->sizes[k];
+    if (batch_blocks(b->sizes[k], b->qd) * b->sizes[k] > b->max_batch)
+      b->max_batch = batch_blocks(b->sizes[k], b->qd) * b->sizes[k];
     if (n > POOL_BYTES / 8) {
       cli_err("bench disk: --total / block size must be at most %llu "
               "blocks",
@@ -1466,7 +1498,7 @@ static int parse_args(struct bench *b, int argc, char **argv) {
       return -1;
     }
   }
-  if ((uint64_t)b->qd * b->max_bs > MAX_BUFFERS) {
+  if (b->max_batch > MAX_BUFFERS) {
     cli_err("bench disk: --qd %d x %llu-byte blocks: more than 4 GiB of read "
             "buffers",
             b->qd, (unsigned long long)b->max_bs);
@@ -1560,12 +1592,12 @@ int cli_bench_disk(int argc, char **argv, const cli_common *co) {
   }
 
   b->pool = malloc(POOL_BYTES + b->max_bs);
-  if (posix_memalign((void **)&b->buf, 4096, (size_t)b->qd * b->max_bs) != 0)
+  if (posix_memalign((void **)&b->buf, 4096, (size_t)b->max_batch) != 0)
     b->buf = NULL;
   if (b->pool == NULL || b->buf == NULL) {
     cli_err("bench disk: cannot allocate %llu + %llu bytes of buffers",
             (unsigned long long)(POOL_BYTES + b->max_bs),
-            (unsigned long long)b->qd * b->max_bs);
+            (unsigned long long)b->max_batch);
     rc = CLI_FAIL;
     goto out;
   }

@@ -20,16 +20,27 @@
  *    32 u64 XXH3-64 of the whole FILE_HDR block with this field zeroed
  *
  * Record (little-endian)
- *     0 u32 magic "CDR1"   4 u16 version   6 u16 type
- *     8 u32 hdr_len (= REC_FIXED + nslen + klen)   12 u32 klen
- *    16 u16 nslen         18 i8 prio      19 u8 kflags     20 u32 0
+ *     0 u32 magic "CDR1"   4 u16 version (1)
+ *     6 u16 type           8 u32 hdr_len (= REC_FIXED + nslen + klen)
+ *    12 u32 klen          16 u16 nslen    18 i8 prio      19 u8 kflags
+ *    20 u32 vpad (zero bytes between header and value, < IO_ALIGN,
+ *           VALUE only)
  *    24 u64 seq           32 u64 vlen (VALUE: stored bytes; KEY: the
  *                                        content's length, nothing stored)
  *    40 u64 expire_ns     48 16 bytes content id
  *    64 u64 vsum = XXH3-64 of the stored value (0 when none)
  *    72 u64 hsum = XXH3-64 of bytes [0, hdr_len) with hsum zeroed
- *    80 namespace (nslen bytes), key (klen bytes), value (VALUE only),
- *       zero padding up to the next multiple of DISK_REC_ALIGN.
+ *    80 namespace (nslen bytes), key (klen bytes), vpad zero bytes, value
+ *       (VALUE only), zero padding up to the next multiple of
+ *       DISK_REC_ALIGN.
+ *   Layout rule: a value of ALIGN_MIN (64 KiB) or more gets the vpad that
+ *   puts it at an IO_ALIGN-aligned file offset (so O_DIRECT reads it
+ *   straight into an aligned caller buffer); smaller values get none.  The
+ *   rule depends only on the record's offset, header length and value
+ *   length, so a reader predicts vpad from its want and checks it against
+ *   the header.  The scan walks by hdr_len + vpad + vlen, so the padding
+ *   needs no record of its own.  Cost: up to IO_ALIGN - 1 bytes per large
+ *   value (1.5% at 256 KiB).
  *   A location is (file number << LOC_OFF_BITS) | (offset / DISK_REC_ALIGN).
  *
  * Write path
@@ -71,11 +82,22 @@
  * Read path
  *   disk_read takes the mutex only to find the segment, take a reference
  *   on it and copy the part of the record that is still in a write buffer;
- *   the rest is read from the file with the mutex released, in one preadv
- *   (buffered: straight into the caller's buffer) or one pread of the
- *   IO_ALIGN-aligned range into a bounce buffer (O_DIRECT).  Then the
- *   header and the value are verified.  disk_read_batch does the same with
- *   up to queue_depth reads in flight on a second ring (read_mu).
+ *   the rest is read from the file with the mutex released, in one preadv:
+ *     buffered   [header + vpad -> job][value -> caller's buffer]
+ *     O_DIRECT, aligned value and 4096-aligned caller buffer
+ *                [header blocks -> bounce][whole blocks of the value ->
+ *                caller's buffer][a partial last block -> bounce]
+ *     O_DIRECT otherwise: the IO_ALIGN-aligned range into one bounce.
+ *   Then the header is checked (identity, and that its vpad is the one
+ *   predicted) and the value's checksum is computed over the caller's
+ *   buffer; a mismatch is -EBADMSG.  Bounce buffers come from a pool in the
+ *   disk object (pool_mu; at most POOL_KEEP bytes and 2 queue_depth + 2
+ *   buffers kept), so reads do not allocate in steady state.
+ *   disk_read_batch keeps up to queue_depth reads in flight on a second
+ *   ring (read_mu) as a sliding window: when reads complete, the next ones
+ *   are submitted first, then the completed ones are verified and copied
+ *   while the device works on the rest.  Its jobs are allocated at the
+ *   first batch and kept until close.
  *
  * Segments
  *   A sorted array of pointers (segs, by file number) under the mutex.
@@ -100,17 +122,19 @@
  *   A victim (sealed, live/size under compact_threshold, least live first)
  *   is walked with a cursor that survives between steps.  For each record
  *   the engine is asked is_live (mutex released); a live record is copied
- *   byte for byte - same seq, so the newest record of a key still wins at
- *   the next open - to the log head, and moved() reports it.  When the
+ *   to the log head - value byte for byte, header with the same seq (so
+ *   the newest record of a key still wins at the next open) but version 2
+ *   and the vpad of its new offset, resealed - and moved() reports it.  When the
  *   cursor reaches the end, the moved copies are written (and synced,
  *   unless sync = NONE) and the victim's file is deleted.  Compaction may
  *   exceed capacity by one segment: it needs room to free room.
  *
  * Locking
- *   compact_mu -> mu -> (nothing); read_mu -> mu.  mu is a leaf lock held
- *   only inside this module, never across a callback.  compact_mu
- *   serialises compaction steps (the victim and its cursor); read_mu
- *   guards the read ring.  Read-side counters are atomics; every other
+ *   compact_mu -> mu -> (nothing); read_mu -> mu; read_mu -> pool_mu.  mu
+ *   and pool_mu are leaf locks held only inside this module, never across
+ *   a callback.  compact_mu serialises compaction steps (the victim and
+ *   its cursor); read_mu guards the read ring and its jobs; pool_mu the
+ *   bounce pool.  Read-side counters are atomics; every other
  *   field of struct disk is under mu, except the fields set at open and
  *   never changed (opts, mode, paths).
  */
@@ -150,7 +174,8 @@ extern char **environ;
 #define FILE_HDR IO_ALIGN      /* bytes of the file header block */
 #define FILE_MAGIC 0x31534443u /* "CDS1" */
 #define REC_MAGIC 0x31524443u  /* "CDR1" */
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 1u /* file header */
+#define REC_VERSION 1u
 #define REC_FIXED 80u
 #define REC_NS_MAX 255u
 #define REC_HDR_MAX (REC_FIXED + REC_NS_MAX + CASCADE_MAX_KEY)
@@ -162,6 +187,10 @@ extern char **environ;
 #define QD_MAX 4096u
 #define SCAN_WIN ((uint64_t)1 << 20) /* scan window: > 2 * REC_HDR_MAX */
 #define SCRATCH_KEEP ((uint64_t)16 << 20)
+#define ALIGN_MIN ((uint64_t)64 << 10) /* values from here start aligned */
+#define SMALL_BOUNCE (3 * IO_ALIGN)    /* header blocks + a tail block */
+#define POOL_KEEP ((uint64_t)64 << 20) /* bounce bytes kept for reuse */
+#define POOL_MAX 1024u                 /* bounce buffers kept, at most */
 
 #define LL_SUPER_MAGIC 0x0BD00BD0L
 #define TMPFS_MAGIC_ 0x01021994L
@@ -194,6 +223,14 @@ struct disk_wbuf {
   int sealed; /* no more bytes will be added */
 };
 
+/* A pooled bounce buffer. */
+struct disk_bbuf {
+  uint8_t *mem; /* IO_ALIGN-aligned */
+  uint64_t cap;
+};
+
+struct disk_rjob;
+
 /* A sequential reader over one segment file (scan at open, compaction). */
 struct disk_scan {
   int fd;
@@ -215,6 +252,7 @@ struct disk {
   pthread_mutex_t mu;
   pthread_mutex_t compact_mu;
   pthread_mutex_t read_mu;
+  pthread_mutex_t pool_mu;
 
   /* under mu */
   int uring; /* write ring usable */
@@ -236,6 +274,13 @@ struct disk {
   /* under read_mu */
   int rring_ok;
   struct io_uring rring;
+  struct disk_rjob *rjobs; /* queue_depth jobs, made at the first batch */
+  struct disk_rjob **rfree, **rdone;
+
+  /* under pool_mu */
+  struct disk_bbuf *pool; /* poolcap entries, npool in use */
+  uint32_t npool, poolcap;
+  uint64_t pool_bytes;
 
   /* under compact_mu */
   struct disk_seg *victim; /* with a reference */
@@ -355,7 +400,7 @@ static uint32_t rec_encode(const disk_rec *rec, uint64_t vsum, uint8_t *hb) {
   uint32_t hlen = REC_FIXED + rec->nslen + rec->klen;
   memset(hb, 0, REC_FIXED);
   put32(hb + 0, REC_MAGIC);
-  put16(hb + 4, FORMAT_VERSION);
+  put16(hb + 4, REC_VERSION);
   put16(hb + 6, (uint16_t)rec->type);
   put32(hb + 8, hlen);
   put32(hb + 12, rec->klen);
@@ -380,15 +425,36 @@ static void rec_seal(uint8_t *hb, uint32_t hlen, uint64_t seq) {
 /* Check the fixed part of a header (bounds only, not the checksum).
  * Returns hdr_len, or 0 when it is not a plausible header. */
 static uint32_t rec_hlen_ok(const uint8_t *hb) {
-  if (get32(hb) != REC_MAGIC || get16(hb + 4) != FORMAT_VERSION) return 0;
+  uint16_t ver = get16(hb + 4);
+  if (get32(hb) != REC_MAGIC || ver != REC_VERSION) return 0;
   uint16_t type = get16(hb + 6);
   if (type < DISK_REC_VALUE || type > DISK_REC_DELETE) return 0;
+  uint32_t vpad = get32(hb + 20);
+  if (vpad >= IO_ALIGN || (vpad != 0 && type != DISK_REC_VALUE))
+    return 0;
   uint32_t hlen = get32(hb + 8), klen = get32(hb + 12);
   uint16_t nslen = get16(hb + 16);
   if (nslen > REC_NS_MAX || klen > CASCADE_MAX_KEY ||
       hlen != REC_FIXED + nslen + klen)
     return 0;
   return hlen;
+}
+
+/* Zero bytes between the header and the value (version 2; 0 in 1). */
+static uint32_t rec_vpad(const uint8_t *hb) { return get32(hb + 20); }
+
+/* The layout rule: a value of ALIGN_MIN bytes or more starts at an
+ * IO_ALIGN-aligned file offset, so that O_DIRECT can read it straight into
+ * an aligned caller buffer; vpad zero bytes follow the header for that.
+ * Smaller values follow their header directly. */
+static uint32_t rec_vpad_at(uint64_t off, uint32_t hlen, uint64_t stored) {
+  if (stored < ALIGN_MIN) return 0;
+  return (uint32_t)(disk_up(off + hlen, IO_ALIGN) - (off + hlen));
+}
+
+/* Bytes a record occupies in its segment. */
+static uint64_t rec_size(uint32_t hlen, uint32_t vpad, uint64_t stored) {
+  return disk_up((uint64_t)hlen + vpad + stored, DISK_REC_ALIGN);
 }
 
 /* Verify the header checksum of the complete header at hb (hlen bytes). */
@@ -813,13 +879,17 @@ static int flush_locked(disk *d, int sync) {
   return e;
 }
 
-/* Append one record: header hb (hlen bytes; seq and hsum set here unless
- * keep_seq), then `stored` value bytes.  Holds mu. */
+/* Append one record: header hb (hlen bytes; version and vpad set here for
+ * the position it lands at, then seq and hsum - keep_seq: the seq it has),
+ * then `stored` value bytes.  Holds mu. */
 static int append_locked(disk *d, uint8_t *hb, uint32_t hlen, const void *val,
                          uint64_t stored, int keep_seq, int compaction,
                          disk_loc *loc, uint64_t *rec_bytes, uint64_t *seq) {
-  uint64_t rsize = disk_up((uint64_t)hlen + stored, DISK_REC_ALIGN);
-  if (rsize > d->seg_size - FILE_HDR) return -EFBIG;
+  if (rec_size(hlen, rec_vpad_at(FILE_HDR, hlen, stored), stored) >
+      d->seg_size - FILE_HDR)
+    return -EFBIG;
+  uint32_t vpad = d->cur != NULL ? rec_vpad_at(d->pos, hlen, stored) : 0;
+  uint64_t rsize = rec_size(hlen, vpad, stored);
   if (d->cur == NULL || d->pos + rsize > d->seg_size) {
     /* the new file first: on failure the current segment stays open for
      * smaller records */
@@ -828,17 +898,24 @@ static int append_locked(disk *d, uint8_t *hb, uint32_t hlen, const void *val,
     if (r != 0) return r;
     if (d->cur != NULL) wr_seal_segment(d);
     seg_start_locked(d, s);
+    vpad = rec_vpad_at(d->pos, hlen, stored);
+    rsize = rec_size(hlen, vpad, stored);
   }
-  if (!keep_seq)
+  put16(hb + 4, REC_VERSION);
+  put32(hb + 20, vpad);
+  if (!keep_seq) {
     rec_seal(hb, hlen, d->next_seq++);
-  else if (get64(hb + 24) >= d->next_seq)
-    d->next_seq = get64(hb + 24) + 1;
+  } else {
+    rec_seal(hb, hlen, get64(hb + 24)); /* vpad may have changed */
+    if (get64(hb + 24) >= d->next_seq) d->next_seq = get64(hb + 24) + 1;
+  }
 
   uint64_t off = d->pos;
   uint64_t w0 = d->write_errors;
   wr_put(d, hb, hlen);
+  if (vpad != 0) wr_put(d, NULL, vpad);
   if (stored != 0) wr_put(d, val, stored);
-  if (rsize > hlen + stored) wr_put(d, NULL, rsize - hlen - stored);
+  if (rsize > hlen + vpad + stored) wr_put(d, NULL, rsize - hlen - vpad - stored);
   d->pos += rsize;
   d->appends++;
   d->cur->live += rsize;
@@ -862,49 +939,105 @@ static int append_locked(disk *d, uint8_t *hb, uint32_t hlen, const void *val,
   return err;
 }
 
+/* ---- bounce buffers ------------------------------------------------------ */
+
+/* An IO_ALIGN-aligned buffer of at least n bytes (*cap: its size), from the
+ * pool when one there is large enough (the smallest such), else new. */
+static uint8_t *pool_get(disk *d, uint64_t n, uint64_t *cap) {
+  n = disk_up(n ? n : 1, IO_ALIGN);
+  pthread_mutex_lock(&d->pool_mu);
+  uint32_t best = d->npool;
+  for (uint32_t i = 0; i < d->npool; i++)
+    if (d->pool[i].cap >= n &&
+        (best == d->npool || d->pool[i].cap < d->pool[best].cap))
+      best = i;
+  if (best < d->npool) {
+    uint8_t *p = d->pool[best].mem;
+    *cap = d->pool[best].cap;
+    d->pool_bytes -= *cap;
+    d->pool[best] = d->pool[--d->npool];
+    pthread_mutex_unlock(&d->pool_mu);
+    return p;
+  }
+  pthread_mutex_unlock(&d->pool_mu);
+  *cap = n;
+  return disk_aalloc(n);
+}
+
+/* Give p (from pool_get) back: kept while the pool is under POOL_KEEP
+ * bytes and poolcap buffers, else freed. */
+static void pool_put(disk *d, uint8_t *p, uint64_t cap) {
+  if (p == NULL) return;
+  pthread_mutex_lock(&d->pool_mu);
+  if (d->npool < d->poolcap && d->pool_bytes + cap <= POOL_KEEP) {
+    d->pool[d->npool++] = (struct disk_bbuf){p, cap};
+    d->pool_bytes += cap;
+    p = NULL;
+  }
+  pthread_mutex_unlock(&d->pool_mu);
+  free(p);
+}
+
 /* ---- reads --------------------------------------------------------------- */
 
 struct disk_rjob {
   struct disk_seg *seg; /* reference held until rj_finish */
   const disk_rec *want;
+  disk_loc loc;
   uint8_t *val; /* caller's buffer */
+  uint64_t cap;
   uint64_t off; /* record's segment offset */
-  uint32_t hlen;
-  uint64_t total;  /* hlen + vlen */
+  uint32_t hlen, vpad;
+  uint64_t total;  /* hlen + vpad + vlen */
   uint64_t dlen;   /* bytes [0, dlen) of the record come from disk */
-  uint8_t *bounce; /* O_DIRECT: aligned copy of [blo, blo + blen) */
-  uint64_t blo, blen;
-  struct iovec iov[2];
+  uint8_t *bounce; /* O_DIRECT: pooled, IO_ALIGN-aligned */
+  uint64_t bcap;
+  uint64_t blo;  /* file offset of bounce[0] */
+  uint64_t body; /* direct into val: value bytes [0, body) are read there,
+                    the header blocks and a partial last block into bounce
+                    ([0, 2 IO_ALIGN) and [2 IO_ALIGN, 3 IO_ALIGN)) */
+  int into_val;
+  struct iovec iov[3];
   int niov;
   uint64_t ioff, need, got; /* file offset of iov, bytes that must arrive */
+  size_t idx;               /* disk_read_batch: the request */
   int rc;
-  uint8_t hdr[REC_HDR_MAX];
+  uint8_t hdr[REC_HDR_MAX + IO_ALIGN]; /* header and vpad */
 };
 
-/* Copy n bytes at record offset rel from src into the header / value. */
+/* Copy n bytes at record offset rel from src into the header (and vpad)
+ * or the value. */
 static void rj_scatter(struct disk_rjob *j, uint64_t rel, const uint8_t *src,
                        uint64_t n) {
-  if (rel < j->hlen) {
-    uint64_t c = disk_min(n, j->hlen - rel);
+  uint64_t hv = (uint64_t)j->hlen + j->vpad;
+  if (rel < hv) {
+    uint64_t c = disk_min(n, hv - rel);
     memcpy(j->hdr + rel, src, c);
     rel += c;
     src += c;
     n -= c;
   }
-  if (n > 0) memcpy(j->val + (rel - j->hlen), src, n);
+  if (n > 0) memcpy(j->val + (rel - hv), src, n);
 }
 
 /* Resolve loc, take a segment reference, copy what is still in write
- * buffers and set up the file read of the rest.  0, or -errno (done). */
+ * buffers and set up the file read of the rest.  The layout rule says
+ * where the value is (checked against the header later).  0, or -errno
+ * (done). */
 static int rj_prepare(disk *d, struct disk_rjob *j, disk_loc loc,
                       const disk_rec *want, void *buf, uint64_t cap) {
   j->seg = NULL;
   j->bounce = NULL;
+  j->bcap = 0;
   j->niov = 0;
   j->dlen = 0;
+  j->body = 0;
+  j->into_val = 0;
   j->need = j->got = 0;
   j->want = want;
+  j->loc = loc;
   j->val = buf;
+  j->cap = cap;
   if (want == NULL || (buf == NULL && want->vlen != 0) || cap < want->vlen ||
       want->nslen > REC_NS_MAX || want->klen > CASCADE_MAX_KEY ||
       (want->nslen != 0 && want->ns == NULL) ||
@@ -912,13 +1045,14 @@ static int rj_prepare(disk *d, struct disk_rjob *j, disk_loc loc,
     return -EINVAL;
   if (want->type != 0 && want->type != DISK_REC_VALUE) return -EINVAL;
   j->hlen = REC_FIXED + want->nslen + want->klen;
-  j->total = j->hlen + disk_min(want->vlen, d->seg_size);
   j->off = disk_loc_off(loc);
   uint32_t fileno = disk_loc_file(loc);
   if (loc == DISK_LOC_NONE || j->off < FILE_HDR || j->off >= d->seg_size)
     return -ENOENT;
-  if (want->vlen > d->seg_size || j->off + j->total > d->seg_size)
-    return -EBADMSG; /* cannot be the record asked for */
+  if (want->vlen > d->seg_size) return -EBADMSG; /* cannot be it */
+  j->vpad = rec_vpad_at(j->off, j->hlen, want->vlen);
+  j->total = (uint64_t)j->hlen + j->vpad + want->vlen;
+  if (j->off + j->total > d->seg_size) return -EBADMSG;
 
   pthread_mutex_lock(&d->mu);
   struct disk_seg *s = seg_find_locked(d, fileno);
@@ -945,19 +1079,35 @@ static int rj_prepare(disk *d, struct disk_rjob *j, disk_loc loc,
 
   j->dlen = mem_lo > j->off ? disk_min(mem_lo, end) - j->off : 0;
   if (j->dlen == 0) return 0;
+  uint64_t dend = j->off + j->dlen;           /* disk part: [off, dend) */
+  uint64_t voff = j->off + j->hlen + j->vpad; /* the value's file offset */
   if (d->direct) {
     j->blo = disk_down(j->off, IO_ALIGN);
-    j->blen = disk_up(j->off + j->dlen, IO_ALIGN) - j->blo;
-    j->bounce = disk_aalloc(j->blen);
-    if (j->bounce == NULL) return -ENOMEM;
-    j->iov[0] = (struct iovec){j->bounce, j->blen};
-    j->niov = 1;
     j->ioff = j->blo;
-    j->need = j->off + j->dlen - j->blo;
+    j->need = dend - j->blo;
+    if (voff % IO_ALIGN == 0 && dend > voff &&
+        (uintptr_t)buf % IO_ALIGN == 0 && voff - j->blo <= 2 * IO_ALIGN) {
+      /* header blocks -> bounce, aligned body -> the caller's buffer, a
+       * partial last block -> bounce; mem_lo is IO_ALIGN-aligned, so a
+       * partial last block is the value's end */
+      j->bounce = pool_get(d, SMALL_BOUNCE, &j->bcap);
+      if (j->bounce == NULL) return -ENOMEM;
+      j->into_val = 1;
+      j->body = disk_down(dend - voff, IO_ALIGN);
+      j->iov[j->niov++] = (struct iovec){j->bounce, voff - j->blo};
+      if (j->body != 0) j->iov[j->niov++] = (struct iovec){j->val, j->body};
+      if (dend - voff > j->body)
+        j->iov[j->niov++] =
+            (struct iovec){j->bounce + 2 * IO_ALIGN, IO_ALIGN};
+    } else {
+      uint64_t blen = disk_up(dend, IO_ALIGN) - j->blo;
+      j->bounce = pool_get(d, blen, &j->bcap);
+      if (j->bounce == NULL) return -ENOMEM;
+      j->iov[j->niov++] = (struct iovec){j->bounce, blen};
+    }
   } else {
-    uint64_t h = disk_min(j->dlen, j->hlen);
-    j->iov[0] = (struct iovec){j->hdr, h};
-    j->niov = 1;
+    uint64_t h = disk_min(j->dlen, (uint64_t)j->hlen + j->vpad);
+    j->iov[j->niov++] = (struct iovec){j->hdr, h};
     if (j->dlen > h) j->iov[j->niov++] = (struct iovec){j->val, j->dlen - h};
     j->ioff = j->off;
     j->need = j->dlen;
@@ -968,7 +1118,7 @@ static int rj_prepare(disk *d, struct disk_rjob *j, disk_loc loc,
 /* Read whatever of the job's iov has not arrived yet, synchronously. */
 static int rj_read_rest(struct disk_rjob *j) {
   while (j->got < j->need) {
-    struct iovec v[2];
+    struct iovec v[3];
     int nv = 0;
     uint64_t skip = j->got;
     for (int i = 0; i < j->niov; i++) {
@@ -994,14 +1144,24 @@ static int rj_read_rest(struct disk_rjob *j) {
 
 /* Verify the assembled record against want; release the job. */
 static int rj_finish(disk *d, struct disk_rjob *j, int rc) {
-  if (rc == 0 && j->bounce != NULL)
-    rj_scatter(j, 0, j->bounce + (j->off - j->blo), j->dlen);
+  if (rc == 0 && j->bounce != NULL) {
+    if (j->into_val) {
+      uint64_t voff = j->off + j->hlen + j->vpad;
+      rj_scatter(j, 0, j->bounce + (j->off - j->blo), voff - j->off);
+      uint64_t vd = j->off + j->dlen - voff;
+      if (vd > j->body)
+        memcpy(j->val + j->body, j->bounce + 2 * IO_ALIGN, vd - j->body);
+    } else {
+      rj_scatter(j, 0, j->bounce + (j->off - j->blo), j->dlen);
+    }
+  }
+  const disk_rec *w = j->want;
+  const uint8_t *h = j->hdr;
+  int hdr_ok = rc == 0 && rec_hlen_ok(h) == j->hlen && rec_hsum_ok(h, j->hlen);
   if (rc == 0) {
-    const disk_rec *w = j->want;
-    const uint8_t *h = j->hdr;
-    if (rec_hlen_ok(h) != j->hlen || !rec_hsum_ok(h, j->hlen) ||
-        get16(h + 6) != DISK_REC_VALUE || get32(h + 12) != w->klen ||
-        get16(h + 16) != w->nslen || get64(h + 32) != w->vlen ||
+    if (!hdr_ok || rec_vpad(h) != j->vpad || get16(h + 6) != DISK_REC_VALUE ||
+        get32(h + 12) != w->klen || get16(h + 16) != w->nslen ||
+        get64(h + 32) != w->vlen ||
         memcmp(h + 48, w->cid.b, CASCADE_CID_BYTES) != 0 ||
         (w->nslen != 0 && memcmp(h + REC_FIXED, w->ns, w->nslen) != 0) ||
         (w->klen != 0 &&
@@ -1009,18 +1169,24 @@ static int rj_finish(disk *d, struct disk_rjob *j, int rc) {
         (w->vlen != 0 ? XXH3_64bits(j->val, w->vlen) : 0) != get64(h + 64))
       rc = -EBADMSG;
   }
-  free(j->bounce);
+  pool_put(d, j->bounce, j->bcap);
   j->bounce = NULL;
   seg_put(j->seg);
   j->seg = NULL;
+  j->rc = rc;
   atomic_fetch_add_explicit(&d->reads, 1, memory_order_relaxed);
   if (rc == 0)
     atomic_fetch_add_explicit(&d->bytes_read, j->want->vlen,
                               memory_order_relaxed);
   else if (rc == -EBADMSG)
     atomic_fetch_add_explicit(&d->read_errors, 1, memory_order_relaxed);
-  j->rc = rc;
   return rc;
+}
+
+/* Finish a job whose reads were issued (rc: their result). */
+static int rj_complete(disk *d, struct disk_rjob *j, int rc) {
+  if (rc == 0) rc = rj_read_rest(j); /* short or unsubmitted reads */
+  return rj_finish(d, j, rc);
 }
 
 /* ---- sequential scanning ------------------------------------------------- */
@@ -1086,8 +1252,8 @@ enum { SCAN_END = 0, SCAN_OK = 1, SCAN_BAD = 2 };
  * check_value the value checksum is verified too.  Returns SCAN_OK,
  * SCAN_END (zero magic, or the file ends), SCAN_BAD, or -errno. */
 static int scan_rec(struct disk_scan *s, uint64_t off, uint8_t *hb,
-                    disk_rec *rec, uint32_t *hlen_out, uint64_t *stored_out,
-                    int check_value) {
+                    disk_rec *rec, uint32_t *hlen_out, uint32_t *vpad_out,
+                    uint64_t *stored_out, int check_value) {
   int err;
   const uint8_t *p = scan_get(s, off, REC_FIXED, &err);
   if (p == NULL) return err != 0 ? err : SCAN_END;
@@ -1100,15 +1266,18 @@ static int scan_rec(struct disk_scan *s, uint64_t off, uint8_t *hb,
   if (!rec_hsum_ok(hb, hlen)) return SCAN_BAD;
   rec_decode(hb, rec);
   uint64_t stored = rec_stored(rec->type, rec->vlen);
-  if (stored > s->fsize || off + hlen + stored > s->fsize) return SCAN_BAD;
+  uint32_t vpad = rec_vpad(hb);
+  if (stored > s->fsize || off + hlen + vpad + stored > s->fsize)
+    return SCAN_BAD;
   if (check_value && stored != 0) {
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
-    int r = scan_bytes(s, off + hlen, stored, NULL, &st);
+    int r = scan_bytes(s, off + hlen + vpad, stored, NULL, &st);
     if (r < 0) return r == -EBADMSG ? SCAN_BAD : r;
     if (XXH3_64bits_digest(&st) != get64(hb + 64)) return SCAN_BAD;
   }
   *hlen_out = hlen;
+  *vpad_out = vpad;
   *stored_out = stored;
   return SCAN_OK;
 }
@@ -1247,9 +1416,9 @@ static int scan_segment(disk *d, uint32_t fileno, int last,
   uint64_t off = FILE_HDR;
   for (;;) {
     disk_rec rec;
-    uint32_t hlen;
+    uint32_t hlen, vpad;
     uint64_t stored;
-    r = scan_rec(&sc, off, hb, &rec, &hlen, &stored, last);
+    r = scan_rec(&sc, off, hb, &rec, &hlen, &vpad, &stored, last);
     if (r < 0) {
       scan_fini(&sc);
       return r;
@@ -1261,7 +1430,7 @@ static int scan_segment(disk *d, uint32_t fileno, int last,
       scan_fini(&sc);
       return r < 0 ? r : 0;
     }
-    uint64_t rsize = disk_up(hlen + stored, DISK_REC_ALIGN);
+    uint64_t rsize = rec_size(hlen, vpad, stored);
     pthread_mutex_lock(&d->mu);
     s->live += rsize;
     d->live_bytes += rsize;
@@ -1327,6 +1496,7 @@ int disk_open(const disk_opts *o, disk_scan_fn on_record, void *ctx,
   pthread_mutex_init(&d->mu, NULL);
   pthread_mutex_init(&d->compact_mu, NULL);
   pthread_mutex_init(&d->read_mu, NULL);
+  pthread_mutex_init(&d->pool_mu, NULL);
   atomic_init(&d->bytes_read, 0);
   atomic_init(&d->reads, 0);
   atomic_init(&d->read_errors, 0);
@@ -1363,6 +1533,9 @@ int disk_open(const disk_opts *o, disk_scan_fn on_record, void *ctx,
                         : (d->uring ? "buffered+io_uring" : "buffered+pwrite");
     d->wq = calloc(d->nbuf, sizeof *d->wq);
     if (d->wq == NULL) r = -ENOMEM;
+    d->poolcap = disk_min(2 * (uint64_t)o->queue_depth + 2, POOL_MAX);
+    d->pool = calloc(d->poolcap, sizeof *d->pool);
+    if (d->pool == NULL) r = -ENOMEM;
     for (uint32_t i = 0; r == 0 && i < d->nbuf; i++) {
       d->wq[i].mem = disk_aalloc(d->wbuf);
       if (d->wq[i].mem == NULL) r = -ENOMEM;
@@ -1418,11 +1591,17 @@ int disk_close(disk *d) {
   if (d->uring) io_uring_queue_exit(&d->wring);
   if (d->rring_ok) io_uring_queue_exit(&d->rring);
   pthread_mutex_unlock(&d->mu);
+  free(d->rjobs);
+  free(d->rfree);
+  free(d->rdone);
+  for (uint32_t i = 0; i < d->npool; i++) free(d->pool[i].mem);
+  free(d->pool);
 
   if (d->lockfd >= 0) close(d->lockfd); /* drops the flock */
   pthread_mutex_destroy(&d->mu);
   pthread_mutex_destroy(&d->compact_mu);
   pthread_mutex_destroy(&d->read_mu);
+  pthread_mutex_destroy(&d->pool_mu);
   free(d->dirpath);
   free(d);
   return err;
@@ -1442,7 +1621,8 @@ int disk_append(disk *d, disk_rec *rec, const void *value, disk_loc *loc,
   if (stored != 0 && value == NULL) return -EINVAL;
   if (stored > d->seg_size) return -EFBIG;
   uint64_t hlen = REC_FIXED + rec->nslen + rec->klen;
-  if (disk_up(hlen + stored, DISK_REC_ALIGN) > d->seg_size - FILE_HDR)
+  if (rec_size((uint32_t)hlen, rec_vpad_at(FILE_HDR, (uint32_t)hlen, stored),
+               stored) > d->seg_size - FILE_HDR)
     return -EFBIG;
 
   /* checksum and header outside the lock */
@@ -1473,11 +1653,10 @@ int disk_append(disk *d, disk_rec *rec, const void *value, disk_loc *loc,
 int disk_read(disk *d, disk_loc loc, const disk_rec *want, void *buf,
               uint64_t cap) {
   if (d == NULL) return -EINVAL;
-  struct disk_rjob job; /* ~4.5 KiB: the largest header */
+  struct disk_rjob job; /* ~8.6 KiB: the largest header and a vpad */
   int r = rj_prepare(d, &job, loc, want, buf, cap);
-  if (r == 0) r = rj_read_rest(&job);
   if (r == -EINVAL && job.seg == NULL) return r; /* bad arguments: not a read */
-  return rj_finish(d, &job, r);
+  return r == 0 ? rj_complete(d, &job, 0) : rj_finish(d, &job, r);
 }
 
 static int read_one(disk *d, disk_read_req *q) {
@@ -1485,30 +1664,69 @@ static int read_one(disk *d, disk_read_req *q) {
   return q->rc == 0;
 }
 
-/* One window of up to queue_depth reads on the read ring (read_mu held). */
-static int read_window(disk *d, struct disk_rjob *jobs, disk_read_req *reqs,
-                       size_t cnt) {
-  uint32_t queued = 0;
-  for (size_t k = 0; k < cnt; k++) {
-    disk_read_req *q = &reqs[k];
-    struct disk_rjob *j = &jobs[k];
-    j->rc = rj_prepare(d, j, q->loc, q->want, q->buf, q->cap);
-    if (j->rc != 0 || j->need == 0) continue;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&d->rring);
-    if (sqe == NULL) continue; /* read synchronously below */
-    io_uring_prep_readv(sqe, j->seg->fd, j->iov, (unsigned)j->niov, j->ioff);
-    io_uring_sqe_set_data(sqe, j);
-    queued++;
+/* Start the job for reqs[i]: prepare it and queue its read on the read
+ * ring.  Returns 1 if an SQE was queued; 0 if the job is already done
+ * (q->rc set: an error, or the record came from memory). */
+static int read_start(disk *d, struct disk_rjob *j, disk_read_req *reqs,
+                      size_t i) {
+  disk_read_req *q = &reqs[i];
+  j->idx = i;
+  int r = rj_prepare(d, j, q->loc, q->want, q->buf, q->cap);
+  if (r == -EINVAL && j->seg == NULL) {
+    q->rc = -EINVAL;
+    return 0;
   }
-  uint32_t inflight = 0;
-  if (queued > 0) {
-    int r;
-    do r = io_uring_submit(&d->rring);
-    while (r == -EINTR);
-    inflight = r > 0 ? (uint32_t)r : 0;
+  struct io_uring_sqe *sqe = r == 0 && j->need != 0
+                                 ? io_uring_get_sqe(&d->rring)
+                                 : NULL;
+  if (sqe == NULL) { /* done, or no SQE: read synchronously */
+    q->rc = r == 0 ? rj_complete(d, j, 0) : rj_finish(d, j, r);
+    return 0;
   }
-  int ring_bad = inflight != queued;
-  while (inflight > 0) {
+  io_uring_prep_readv(sqe, j->seg->fd, j->iov, (unsigned)j->niov, j->ioff);
+  io_uring_sqe_set_data(sqe, j);
+  return 1;
+}
+
+/* The sliding window (read_mu held): keep queue_depth reads in flight; as
+ * reads complete, the next ones are submitted first, then the completed
+ * ones are verified and copied while the device works on the others. */
+static int read_sliding(disk *d, disk_read_req *reqs, size_t n) {
+  uint32_t qd = d->o.queue_depth, nfree = qd, ndone = 0, inflight = 0;
+  struct disk_rjob **freel = d->rfree, **done = d->rdone;
+  for (uint32_t k = 0; k < qd; k++) freel[k] = &d->rjobs[k];
+  size_t next = 0;
+  int ring_bad = 0;
+  for (;;) {
+    /* refill and submit */
+    uint32_t queued = 0;
+    while (next < n && nfree > 0) {
+      struct disk_rjob *j = freel[nfree - 1];
+      if (read_start(d, j, reqs, next++))
+        queued++, nfree--;
+    }
+    if (queued > 0) {
+      int r;
+      do r = io_uring_submit(&d->rring);
+      while (r == -EINTR);
+      if (r > 0) inflight += (uint32_t)r;
+      if (r != (int)queued) {
+        ring_bad = 1;
+        inflight += queued - (r > 0 ? (uint32_t)r : 0); /* finished below */
+      }
+    }
+    /* verify and copy what completed, while the rest is in flight */
+    for (uint32_t k = 0; k < ndone; k++) {
+      struct disk_rjob *j = done[k];
+      reqs[j->idx].rc = rj_complete(d, j, j->rc);
+      freel[nfree++] = j;
+    }
+    ndone = 0;
+    if (ring_bad || inflight == 0) {
+      if (next < n && !ring_bad) continue;
+      break;
+    }
+    /* wait for one completion, take every one that is there */
     struct io_uring_cqe *cqe = NULL;
     int r = io_uring_wait_cqe(&d->rring, &cqe);
     if (r == -EINTR) continue;
@@ -1516,53 +1734,64 @@ static int read_window(disk *d, struct disk_rjob *jobs, disk_read_req *reqs,
       ring_bad = 1;
       break;
     }
-    struct disk_rjob *j = io_uring_cqe_get_data(cqe);
-    if (cqe->res < 0)
-      j->rc = cqe->res;
-    else
-      j->got += (uint64_t)cqe->res;
-    io_uring_cqe_seen(&d->rring, cqe);
-    inflight--;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&d->rring, head, cqe) {
+      struct disk_rjob *j = io_uring_cqe_get_data(cqe);
+      seen++;
+      j->rc = cqe->res < 0 ? cqe->res : 0;
+      if (cqe->res > 0) j->got += (uint64_t)cqe->res;
+      done[ndone++] = j;
+      inflight--;
+    }
+    io_uring_cq_advance(&d->rring, seen);
   }
   if (ring_bad) {
     /* SQEs not submitted (or completions lost): tear the ring down (that
-     * waits for what the kernel holds) and go on without it */
+     * waits for what the kernel holds) and finish every job left
+     * synchronously (rj_read_rest reads what did not arrive) */
     io_uring_queue_exit(&d->rring);
     d->rring_ok = 0;
+    for (uint32_t k = 0; k < qd; k++) {
+      struct disk_rjob *j = &d->rjobs[k];
+      int is_free = 0;
+      for (uint32_t f = 0; f < nfree && !is_free; f++) is_free = freel[f] == j;
+      if (is_free) continue;
+      reqs[j->idx].rc = rj_complete(d, j, 0);
+    }
+    for (; next < n; next++) read_one(d, &reqs[next]);
   }
   int ok = 0;
-  for (size_t k = 0; k < cnt; k++) {
-    struct disk_rjob *j = &jobs[k];
-    disk_read_req *q = &reqs[k];
-    if (j->rc == -EINVAL && j->seg == NULL) {
-      q->rc = -EINVAL;
-      continue;
-    }
-    int r = j->rc;
-    if (r == 0) r = rj_read_rest(j); /* short or unsubmitted reads */
-    q->rc = rj_finish(d, j, r);
-    ok += q->rc == 0;
-  }
+  for (size_t i = 0; i < n; i++) ok += reqs[i].rc == 0;
   return ok;
 }
 
 int disk_read_batch(disk *d, disk_read_req *reqs, size_t n) {
   if (d == NULL || (reqs == NULL && n != 0)) return -EINVAL;
-  int ok = 0;
-  size_t i = 0;
-  uint32_t qd = d->o.queue_depth;
-  struct disk_rjob *jobs = n > 1 ? malloc(sizeof *jobs * qd) : NULL;
-  if (jobs != NULL) {
+  if (n > 1) {
     pthread_mutex_lock(&d->read_mu);
-    while (i < n && d->rring_ok) {
-      size_t cnt = disk_min(qd, n - i);
-      ok += read_window(d, jobs, reqs + i, cnt);
-      i += cnt;
+    if (d->rring_ok && d->rjobs == NULL) {
+      /* kept until close: the batch path does not allocate */
+      uint32_t qd = d->o.queue_depth;
+      d->rjobs = malloc(sizeof *d->rjobs * qd);
+      d->rfree = malloc(sizeof *d->rfree * qd);
+      d->rdone = malloc(sizeof *d->rdone * qd);
+      if (d->rjobs == NULL || d->rfree == NULL || d->rdone == NULL) {
+        free(d->rjobs);
+        free(d->rfree);
+        free(d->rdone);
+        d->rjobs = NULL;
+        d->rfree = d->rdone = NULL;
+      }
+    }
+    if (d->rring_ok && d->rjobs != NULL) {
+      int ok = read_sliding(d, reqs, n);
+      pthread_mutex_unlock(&d->read_mu);
+      return ok;
     }
     pthread_mutex_unlock(&d->read_mu);
-    free(jobs);
   }
-  for (; i < n; i++) /* one request, no ring, or no memory */
+  int ok = 0;
+  for (size_t i = 0; i < n; i++) /* one request, no ring, or no memory */
     ok += read_one(d, &reqs[i]);
   return ok;
 }
@@ -1661,11 +1890,11 @@ static int64_t compact_step(disk *d, uint64_t budget, int oldest,
         d->vcur = d->vscan.fsize; /* unusable file: nothing to move */
     }
     disk_rec rec;
-    uint32_t hlen = 0;
+    uint32_t hlen = 0, vpad = 0;
     uint64_t stored = 0;
-    int r = d->vcur < d->vscan.fsize
-                ? scan_rec(&d->vscan, d->vcur, hb, &rec, &hlen, &stored, 0)
-                : SCAN_END;
+    int r = d->vcur < d->vscan.fsize ? scan_rec(&d->vscan, d->vcur, hb, &rec,
+                                                &hlen, &vpad, &stored, 0)
+                                     : SCAN_END;
     if (r < 0) {
       err = r;
       break;
@@ -1675,7 +1904,7 @@ static int64_t compact_step(disk *d, uint64_t budget, int oldest,
       if (err != 0) break;
       continue;
     }
-    uint64_t rsize = disk_up(hlen + stored, DISK_REC_ALIGN);
+    uint64_t rsize = rec_size(hlen, vpad, stored);
     disk_loc old = disk_mkloc(d->victim->fileno, d->vcur);
     if (is_live(ctx, &rec, old)) {
       if (stored > d->scratch_cap) {
@@ -1687,7 +1916,8 @@ static int64_t compact_step(disk *d, uint64_t budget, int oldest,
           break;
         }
       }
-      err = scan_bytes(&d->vscan, d->vcur + hlen, stored, d->scratch, NULL);
+      err = scan_bytes(&d->vscan, d->vcur + hlen + vpad, stored, d->scratch,
+                       NULL);
       if (err != 0) break;
       disk_loc nl = DISK_LOC_NONE;
       uint64_t nb = 0;

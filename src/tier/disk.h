@@ -16,7 +16,9 @@
  *   value length, content id, a sequence number (per rank, strictly
  *   increasing across restarts), the key's attributes (expiry, priority,
  *   flags), an XXH3-64 of the value and an XXH3-64 of the header itself.
- *   Records start at DISK_REC_ALIGN-aligned offsets inside a segment.
+ *   Records start at DISK_REC_ALIGN-aligned offsets inside a segment.  A
+ *   value of 64 KiB or more starts at a 4096-aligned file offset: zero
+ *   padding (its length stated in the header) follows the header.
  *   Types:
  *     DISK_REC_VALUE   a stored content: namespace + content id + value
  *                      (key empty).  One per block, however many keys.
@@ -173,13 +175,18 @@ int disk_append(disk *d, disk_rec *rec, const void *value, disk_loc *loc,
 /* Read the value of the VALUE record at loc into buf (cap >= want->vlen),
  * checking it is the record of want->ns, want->cid and want->vlen and that
  * its checksums hold.  Reads records still in a write buffer from memory.
+ * With O_DIRECT, a value of 64 KiB or more is read straight into buf when
+ * buf is 4096-aligned (else through a bounce buffer); buf's contents are
+ * unspecified after an error.
  * Errors: -EBADMSG (anything does not match: counted, nothing returned),
  * -ENOENT (no such segment), -EIO. */
 int disk_read(disk *d, disk_loc loc, const disk_rec *want, void *buf,
               uint64_t cap);
 
-/* Several reads with up to queue_depth in flight (io_uring), each as
- * disk_read; rc[i] gets each result.  Returns the number that succeeded. */
+/* Several reads, each as disk_read, with up to queue_depth in flight
+ * (io_uring): a sliding window over any number of requests, each verified
+ * as soon as it completes while the others are in flight.  reqs[i].rc
+ * gets each result.  Returns the number that succeeded. */
 typedef struct disk_read_req {
   disk_loc loc;
   const disk_rec *want;

@@ -296,6 +296,20 @@ static void flip_byte(const char *path, uint64_t off) {
   close(fd);
 }
 
+/* File offset of the value of the VALUE record at loc in path: after the
+ * header (REC_FIXED + nslen bytes) and its vpad (u32 at header byte 20:
+ * values of 64 KiB or more start IO_ALIGN-aligned). */
+static uint64_t value_off(const char *path, disk_loc loc, uint32_t nslen) {
+  int fd = open(path, O_RDONLY);
+  assert_true(fd >= 0);
+  uint8_t b[4];
+  assert_int_equal(pread(fd, b, 4, (off_t)(loc_off(loc) + 20)), 4);
+  close(fd);
+  uint32_t vpad = b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                  (uint32_t)b[3] << 24;
+  return loc_off(loc) + REC_FIXED + nslen + vpad;
+}
+
 /* ---- 1: round trip -------------------------------------------------------- */
 
 static void test_roundtrip(void **state) {
@@ -490,7 +504,7 @@ static void test_corrupt_value(void **state) {
   fill_three_segments(&o, it);
   /* a value byte of record 1 (sealed segment 1), and of record 7 (last) */
   seg_file(path, sizeof path, dir, o.rank, 1);
-  flip_byte(path, loc_off(it[1].loc) + REC_FIXED + 1 + 1000);
+  flip_byte(path, value_off(path, it[1].loc, 1) + 1000);
 
   struct scan_log log;
   disk *d = open_scan(&o, &log);
@@ -506,7 +520,7 @@ static void test_corrupt_value(void **state) {
 
   /* in the last segment the scan checks values: it stops there */
   seg_file(path, sizeof path, dir, o.rank, 3);
-  flip_byte(path, loc_off(it[7].loc) + REC_FIXED + 1 + 5);
+  flip_byte(path, value_off(path, it[7].loc, 1) + 5);
   d = open_scan(&o, &log);
   assert_int_equal(log.n, 7);
   for (int i = 0; i < 7; i++) match(&log.v[i], &it[i]);
@@ -1077,6 +1091,186 @@ static void test_read_batch(void **state) {
   rm_rf(dir);
 }
 
+/* ---- 10b: aligned values, reads straight into the caller's buffer -------- */
+
+/* A directory under /var/tmp on a file system with O_DIRECT, or 0. */
+static int direct_dir(char *dir, size_t cap) {
+  snprintf(dir, cap, "/var/tmp/cascade-disk-test-XXXXXX");
+  if (mkdtemp(dir) == NULL) return 0;
+  char probe[PATH_MAX + 16];
+  snprintf(probe, sizeof probe, "%s/probe", dir);
+  int fd = open(probe, O_RDWR | O_CREAT | O_DIRECT, 0644);
+  if (fd < 0) {
+    rm_rf(dir);
+    return 0;
+  }
+  close(fd);
+  unlink(probe);
+  return 1;
+}
+
+/* Batch-read items[0..n) twice each (request i and n + i), the first into
+ * a 4096-aligned buffer (direct: straight into it), the second into one
+ * that is not (bounce); plus a request with a wrong content id.  With
+ * queue_depth 2 the window slides over 2n + 1 requests. */
+static void batch_check(disk *d, const struct item *items, int n) {
+  enum { MAXN = 16 };
+  assert_true(n <= MAXN);
+  disk_read_req q[2 * MAXN + 1];
+  disk_rec w[2 * MAXN + 1];
+  uint8_t *mem[2 * MAXN + 1];
+  int m = 2 * n + 1;
+  for (int i = 0; i < m; i++) {
+    const struct item *src = &items[i < 2 * n ? i % n : 0];
+    uint64_t len = src->rec.vlen;
+    void *p = NULL;
+    assert_int_equal(posix_memalign(&p, 4096, len + 4096), 0);
+    mem[i] = p;
+    w[i] = want_of(src);
+    q[i] = (disk_read_req){.loc = src->loc,
+                           .want = &w[i],
+                           .buf = mem[i] + (i < n ? 0 : 64),
+                           .cap = len,
+                           .rc = 12345};
+  }
+  w[2 * n].cid.b[3] ^= 1;
+  uint64_t errs0 = stats(d).read_errors;
+  assert_int_equal(disk_read_batch(d, q, (size_t)m), 2 * n);
+  for (int i = 0; i < 2 * n; i++) {
+    const struct item *src = &items[i % n];
+    assert_int_equal(q[i].rc, 0);
+    uint8_t *exp = malloc(src->rec.vlen + 1);
+    assert_non_null(exp);
+    tu_fill(exp, src->rec.vlen, src->seed);
+    assert_memory_equal(q[i].buf, exp, src->rec.vlen);
+    free(exp);
+  }
+  assert_int_equal(q[2 * n].rc, -EBADMSG);
+  assert_int_equal(stats(d).read_errors, errs0 + 1);
+  /* one at a time, both kinds of buffer */
+  for (int i = 0; i < 2 * n; i++) {
+    w[i] = want_of(&items[i % n]);
+    memset(q[i].buf, 0xa5, items[i % n].rec.vlen);
+    assert_int_equal(
+        disk_read(d, q[i].loc, &w[i], q[i].buf, items[i % n].rec.vlen), 0);
+  }
+  for (int i = 0; i < m; i++) free(mem[i]);
+}
+
+static int a_is_live(void *ctx, const disk_rec *rec, disk_loc loc) {
+  (void)ctx;
+  (void)rec;
+  (void)loc;
+  return 1;
+}
+
+static void a_moved(void *ctx, const disk_rec *rec, disk_loc old,
+                    disk_loc new_loc, uint64_t bytes) {
+  struct item *items = ctx;
+  (void)rec;
+  for (int i = 0; i < 9; i++)
+    if (items[i].loc == old) {
+      items[i].loc = new_loc;
+      items[i].bytes = bytes;
+      return;
+    }
+  fail();
+}
+
+static void aligned_reads(const char *dir, int io) {
+  disk_opts o = opts_for(dir);
+  o.io = io;
+  o.queue_depth = 2;
+  o.segment_size = 2 * MiB;
+  o.compact_threshold = 2.0; /* every sealed segment is a victim */
+  static const char longns[] = /* 200 bytes: headers cross blocks */
+      "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+      "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+      "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn";
+  const uint64_t len[9] = {100,          64 * KiB - 1, 64 * KiB,
+                           200 * KiB + 7, 256 * KiB,   3000,
+                           MiB + 123,    128 * KiB,    65 * KiB + 1};
+  struct item it[9];
+  disk *d = open_ok(&o);
+  assert_string_equal(disk_mode(d), io == DISK_IO_DIRECT ? "direct+io_uring"
+                                                         : "buffered+io_uring");
+  for (int i = 0; i < 9; i++) {
+    item_init(&it[i], DISK_REC_VALUE, "a", NULL, len[i], 4000 + i);
+    if (i % 3 == 1) { /* a long namespace: 280-byte header */
+      snprintf(it[i].ns, sizeof it[i].ns, "%.31s", longns);
+      it[i].rec.nslen = (uint32_t)strlen(it[i].ns);
+    }
+    append_ok(d, &it[i]);
+  }
+  /* not flushed: the last records are (partly) still in write buffers */
+  batch_check(d, it, 9);
+  assert_int_equal(disk_flush(d), 0);
+  batch_check(d, it, 9);
+  assert_int_equal(disk_close(d), 0);
+
+  /* values of 64 KiB and more start 4096-aligned in the file */
+  for (int i = 0; i < 9; i++) {
+    char path[PATH_MAX];
+    seg_file(path, sizeof path, dir, o.rank, loc_file(it[i].loc));
+    uint64_t v = value_off(path, it[i].loc, it[i].rec.nslen);
+    if (len[i] >= 64 * KiB)
+      assert_int_equal(v % 4096, 0);
+    else
+      assert_int_equal(v, loc_off(it[i].loc) + REC_FIXED + it[i].rec.nslen);
+  }
+
+  /* cold, after a restart; then after compaction moved everything */
+  d = open_ok(&o);
+  batch_check(d, it, 9);
+  while (disk_compact_step(d, MiB, a_is_live, a_moved, it) > 0)
+    ;
+  assert_int_equal(disk_flush(d), 0);
+  batch_check(d, it, 9);
+  assert_int_equal(disk_close(d), 0);
+  d = open_ok(&o);
+  batch_check(d, it, 9);
+
+  /* a flipped byte in the aligned body, and in the partial last block, of
+   * a value read straight into an aligned buffer: -EBADMSG */
+  assert_int_equal(disk_close(d), 0);
+  for (int k = 0; k < 2; k++) {
+    const struct item *x = &it[k == 0 ? 4 : 3];
+    char path[PATH_MAX];
+    seg_file(path, sizeof path, dir, o.rank, loc_file(x->loc));
+    flip_byte(path, value_off(path, x->loc, x->rec.nslen) +
+                        (k == 0 ? 5000 : x->rec.vlen - 2));
+  }
+  d = open_ok(&o);
+  for (int k = 0; k < 2; k++) {
+    const struct item *x = &it[k == 0 ? 4 : 3];
+    void *p = NULL;
+    assert_int_equal(posix_memalign(&p, 4096, x->rec.vlen), 0);
+    disk_rec w = want_of(x);
+    assert_int_equal(disk_read(d, x->loc, &w, p, x->rec.vlen), -EBADMSG);
+    disk_read_req q[2] = {{.loc = x->loc, .want = &w, .buf = p,
+                           .cap = x->rec.vlen},
+                          {.loc = it[0].loc, .want = &w, .buf = p,
+                           .cap = x->rec.vlen}};
+    assert_int_equal(disk_read_batch(d, q, 2), 0);
+    assert_int_equal(q[0].rc, -EBADMSG);
+    free(p);
+  }
+  disk_close(d);
+}
+
+static void test_aligned_reads(void **state) {
+  char dir[PATH_MAX];
+  if (!direct_dir(dir, sizeof dir)) {
+    print_message("no O_DIRECT under /var/tmp: skipped\n");
+    skip();
+  }
+  aligned_reads(dir, DISK_IO_DIRECT);
+  rm_rf(dir);
+  subdir(dir, sizeof dir, "aligned_buffered");
+  aligned_reads(dir, DISK_IO_BUFFERED);
+  rm_rf(dir);
+}
+
 /* ---- 11: concurrency ------------------------------------------------------ */
 
 struct worker {
@@ -1184,6 +1378,7 @@ int main(void) {
       cmocka_unit_test(test_sync_modes),
       cmocka_unit_test(test_no_io_uring),
       cmocka_unit_test(test_read_batch),
+      cmocka_unit_test(test_aligned_reads),
       cmocka_unit_test(test_concurrency),
   };
   return cmocka_run_group_tests_name("disk", tests, group_setup,
