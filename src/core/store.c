@@ -1075,7 +1075,7 @@ static int flush_locked(cascade *c) {
     for (int cls = 0; cls < NCLASSES; cls++) {
       policy *p = &c->pol[cls];
       for (size_t i = 0; i < policy_size(p); i++) {
-        cascade_blk *b = (cascade_blk *)p->heap[i].it;
+        cascade_blk *b = (cascade_blk *)policy_at(p, i);
         if (atomic_load(&b->dloc) != DISK_LOC_NONE) continue;
         todo++;
         int r = blk_write_disk(c, b);

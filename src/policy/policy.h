@@ -91,6 +91,11 @@ void policy_update(policy *p, pol_item *it);
 pol_item *policy_victim(policy *p);
 /* Number of inserted items. */
 static inline size_t policy_size(const policy *p) { return p->n; }
+/* The i-th inserted item, i < policy_size(p), in no particular order (for
+ * walking all items; any insert/remove/update/victim call may re-order). */
+static inline pol_item *policy_at(const policy *p, size_t i) {
+  return p->heap[i].it;
+}
 
 static inline int pol_in(const pol_item *it) { return it->hidx != POL_NOT_IN; }
 
