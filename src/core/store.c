@@ -618,6 +618,7 @@ static int evict_one(cascade *c, cascade_blk **aside) {
         *aside = b;
         continue;
       }
+      policy_evict(&c->pol[cls], it); /* ghost lists remember it */
       if (blk_demote(c, b) < 0) blk_evict(c, b);
       return 1;
     }
@@ -969,6 +970,8 @@ static int recover(cascade *c, rscan *rs) {
       b->dcid = e->cid;
       b->has_cid = !(e->kflags & DREC_SYNTHETIC);
       if (b->has_cid) b->cid = e->cid;
+      b->pi.id = ctab_tag(b->ns, &b->dcid);
+      if (!b->pi.id) b->pi.id = 1;
       b->cls = -1;
       b->drefs = 1;
       b->live = 1;
@@ -1472,6 +1475,10 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       b->dcid = b->cid;
     else
       syn_id(c, &b->dcid);
+    /* identity for ghost lists: the content, or without a content id the
+     * key (a synthetic disk id changes on every put) */
+    b->pi.id = b->has_cid ? ctab_tag(nso, &b->cid) : ps[i].lk.h;
+    if (!b->pi.id) b->pi.id = 1;
     atomic_store_explicit(&b->dloc, DISK_LOC_NONE, memory_order_relaxed);
     b->cls = -1;
     b->drefs = 1;

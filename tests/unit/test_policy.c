@@ -1,8 +1,11 @@
 /*
  * test_policy.c - the policy interface on its own (src/policy), without the
- * engine: hand-worked victim orders for lru and semantic, and a randomised
+ * engine: hand-worked victim orders for lru and semantic, a randomised
  * check that the lazy heap always names the true minimum while access ticks
- * are raised behind its back (as the engine's lock-free hit path does).
+ * are raised behind its back (as the engine's lock-free hit path does), and,
+ * for every policy of policy_names[], that policy_at walks exactly the
+ * inserted items and that nothing is allocated within a reserve.
+ * arc, s3fifo and lfu have their own files (test_policy_<name>.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,6 +40,9 @@ static void test_lookup(void **state) {
   (void)state;
   assert_non_null(policy_find("lru"));
   assert_non_null(policy_find("semantic"));
+  assert_non_null(policy_find("arc"));
+  assert_non_null(policy_find("s3fifo"));
+  assert_non_null(policy_find("lfu"));
   assert_null(policy_find("nope"));
   for (int i = 0; policy_names[i]; i++)
     assert_non_null(policy_find(policy_names[i]));
@@ -208,6 +214,96 @@ static void test_reserve(void **state) {
   for (int i = 0; i < 3; i++) assert_false(pol_in(&it[i]));
 }
 
+/* Every policy: random inserts (ids shared, so ghost hits happen), hits,
+ * attribute updates, deletes and evictions within one reserve; policy_at
+ * must enumerate exactly the inserted items, and the policy's arrays must
+ * not move (no allocation after reserve). */
+static void walk_check(const char *name) {
+  enum { N = 257, OPS = 40000 };
+  policy p;
+  policy_init(&p, policy_find(name));
+  assert_non_null(p.ops);
+  pol_item *items = calloc(N, sizeof *items);
+  int *in = calloc(N, sizeof *in), *seen = calloc(N, sizeof *seen);
+  assert_non_null(items);
+  assert_non_null(in);
+  assert_non_null(seen);
+  uint64_t tick = 1;
+  for (size_t i = 0; i < N; i++) {
+    item_init(&items[i], tick++);
+    items[i].id = i % 100 + 1;
+  }
+  assert_int_equal(policy_reserve(&p, N), 0);
+  const void *heap = p.heap, *q = p.q, *g = p.g, *gh = p.gh;
+  unsigned seed = 31;
+  for (int op = 0; op < OPS; op++) {
+    size_t i = (size_t)rand_r(&seed) % N;
+    switch (rand_r(&seed) % 6) {
+    case 0:
+      if (!in[i]) {
+        assert_int_equal(policy_insert(&p, &items[i]), 0);
+        in[i] = 1;
+      } else if (rand_r(&seed) % 3 == 0) {
+        policy_remove(&p, &items[i]);
+        in[i] = 0;
+      }
+      break;
+    case 1:
+      atomic_store(&items[i].atime, tick++);
+      atomic_fetch_add(&items[i].nhits, 1);
+      break;
+    case 2:
+      if (in[i]) {
+        items[i].refs = 1 + (uint32_t)rand_r(&seed) % 3;
+        items[i].nchildren = (uint32_t)rand_r(&seed) % 2;
+        policy_update(&p, &items[i]);
+      }
+      break;
+    default: {
+      pol_item *v = policy_victim(&p);
+      if (v) {
+        assert_true(pol_in(v));
+        assert_true(in[v - items]);
+        if (rand_r(&seed) % 3) {
+          policy_evict(&p, v);
+          in[v - items] = 0;
+        }
+      }
+    }
+    }
+    if (op % 97 == 0 || op == OPS - 1) {
+      size_t n = 0;
+      for (size_t k = 0; k < N; k++) n += (size_t)in[k], seen[k] = 0;
+      assert_int_equal(policy_size(&p), n);
+      for (size_t k = 0; k < policy_size(&p); k++) {
+        pol_item *it = policy_at(&p, k);
+        size_t x = (size_t)(it - items);
+        assert_true(x < N);
+        assert_true(in[x]);
+        assert_false(seen[x]);
+        assert_true(pol_in(it));
+        seen[x] = 1;
+      }
+      for (size_t k = 0; k < N; k++) assert_int_equal(pol_in(&items[k]), in[k]);
+    }
+  }
+  assert_ptr_equal(p.heap, heap);
+  assert_ptr_equal(p.q, q);
+  assert_ptr_equal(p.g, g);
+  assert_ptr_equal(p.gh, gh);
+  assert_true(p.ng <= p.cap);
+  policy_fini(&p);
+  for (size_t k = 0; k < N; k++) assert_false(pol_in(&items[k]));
+  free(items);
+  free(in);
+  free(seen);
+}
+
+static void test_walk_every_policy(void **state) {
+  (void)state;
+  for (int i = 0; policy_names[i]; i++) walk_check(policy_names[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lookup),
@@ -217,6 +313,7 @@ int main(void) {
       cmocka_unit_test(test_lazy_heap_exact_lru),
       cmocka_unit_test(test_lazy_heap_exact_semantic),
       cmocka_unit_test(test_reserve),
+      cmocka_unit_test(test_walk_every_policy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
