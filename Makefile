@@ -5,7 +5,10 @@
 # Targets:
 #   make / make build   Release build in $(BUILD_DIR) (default build/)
 #   make test           build + unit tests (ctest)
-#   make run            build + `cascade demo` + `cascade bench dram --quick`
+#   make run            build + `cascade demo` + `cascade replay` of the
+#                       synthetic chat/RAG workload through an embedded
+#                       store with DRAM (64 MiB) and disk (256 MiB, in a
+#                       temporary directory) tiers
 #   make bench          build + `cascade bench dram --json` -> results/bench_dram.json,
 #                       `cascade bench disk --json` -> results/bench_disk.json
 #   make asan           build-asan/: Debug -O1, ASan+UBSan, -Werror, all tests
@@ -103,7 +106,7 @@ run:
 	$(DEPS) build
 	$(call configure,$(BUILD_DIR),$(CC),$(BUILD_TYPE),$(call onoff,$(WERROR)))
 	./$(CASCADE_BIN) demo
-	./$(CASCADE_BIN) bench dram --quick
+	./$(CASCADE_BIN) replay --dram 64m --disk 256m
 
 # The JSON goes to stdout (tee'd to the file); keep human output on stderr.
 bench:

@@ -4,7 +4,8 @@
 #   scripts/deps.sh [build|test|sanitize|clang|format|bench|all]   (default: build)
 #
 # Groups (each includes the ones it names):
-#   build     compiler, cmake, pkg-config, OpenSSL, xxHash and liburing headers
+#   build     compiler, cmake, pkg-config, OpenSSL, xxHash, liburing and
+#             json-c headers
 #   test      build + cmocka
 #   sanitize  test + clang and clang's sanitizer runtimes (gcc's come with gcc)
 #   clang     test + clang (the clang -Werror build compiles the tests too)
@@ -19,7 +20,8 @@
 # CASCADE_SKIP_DEPS=1 skips everything (for machines set up by hand).
 set -euo pipefail
 
-BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libxxhash-dev liburing-dev)
+BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libxxhash-dev liburing-dev
+            libjson-c-dev)
 TEST_PKGS=(libcmocka-dev)
 CLANG_PKGS=(clang)
 FORMAT_PKGS=(clang-format)
@@ -36,7 +38,8 @@ SANITIZE_PKGS=(clang "libclang-rt-${clang_major}-dev")
 # ---- bench: packages the benchmarks need; extend this list ------------------
 # (e.g. python3-matplotlib or gnuplot for plots, redis-server or libhiredis-dev
 # and libhdf5-dev for baselines)
-BENCH_PKGS=(fio)
+# gnuplot-nox: `cascade replay --compare --plot FILE.png`.
+BENCH_PKGS=(fio gnuplot-nox)
 # -------------------------------------------------------------------------------
 
 group=${1:-build}

@@ -12,6 +12,8 @@
  *                 OpenSSL SHA-256
  *   bench_disk.c  `cascade bench disk`: the disk tier against fio and a
  *                 file-per-block layout
+ *   replay.c      `cascade replay`: a trace (or the synthetic workload)
+ *                 through the engine or the simulator (src/sim/)
  *
  * Conventions: every function shared between files has the cli_ prefix;
  * commands return an exit status (CLI_OK, CLI_FAIL, CLI_USAGE) and print
@@ -172,6 +174,7 @@ void cli_print_stats(FILE *f, const struct cascade_stats *st,
 /* argv[0] is the command name; the rest are its arguments. */
 int cli_cmd_demo(int argc, char **argv, const cli_common *co);
 int cli_cmd_bench(int argc, char **argv, const cli_common *co);
+int cli_cmd_replay(int argc, char **argv, const cli_common *co);
 /* The benchmarks of `cascade bench`; argv[0] is the first argument after
  * the benchmark's name. */
 int cli_bench_dram(int argc, char **argv, const cli_common *co);
@@ -179,6 +182,7 @@ int cli_bench_disk(int argc, char **argv, const cli_common *co);
 
 void cli_demo_usage(FILE *f);
 void cli_bench_usage(FILE *f);
+void cli_replay_usage(FILE *f);
 void cli_bench_dram_usage(FILE *f);
 void cli_bench_disk_usage(FILE *f);
 

@@ -30,6 +30,10 @@ static void usage(FILE *f) {
           "SHA-256\n"
           "  bench disk    measure the disk tier against fio and a "
           "file-per-block layout\n"
+          "  replay        replay a trace (or a synthetic workload) through "
+          "the store;\n"
+          "                --compare: every policy, Belady and infinite "
+          "capacity\n"
           "  config        print every engine setting with its value\n"
           "  help [CMD]    show this help, or the help of CMD\n"
           "  version       print the library version\n"
@@ -176,6 +180,7 @@ static int cmd_help(int argc, char **argv, const cli_common *co);
 static const struct command commands[] = {
     {"demo", cli_cmd_demo, cli_demo_usage},
     {"bench", cli_cmd_bench, cli_bench_usage},
+    {"replay", cli_cmd_replay, cli_replay_usage},
     {"config", cmd_config, config_usage},
     {"version", cmd_version, version_usage},
     {"help", cmd_help, help_usage},
