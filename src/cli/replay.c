@@ -790,8 +790,10 @@ static int plot(const struct rep *p, const char *const *names, int nrows,
   fprintf(g, "set xlabel 'capacity (%% of the %zu distinct blocks)'\n",
           p->uniq);
   fprintf(g, "set ylabel 'prefix hit ratio (%%)'\nset grid\n"
-             "set key left top\nset yrange [0:*]\n");
+             "set key right bottom\nset yrange [0:*]\n");
   if (hi >= 8 * lo) fprintf(g, "set logscale x\n");
+  fprintf(g, "set xrange [%.6g:%.6g]\n", 100.0 * (double)lo / (double)p->uniq,
+          100.0 * (double)hi / (double)p->uniq);
   fprintf(g, "$d << EOD\n");
   for (int c = 0; c < ncaps; c++) {
     fprintf(g, "%.6g", 100.0 * (double)caps[c].blocks / (double)p->uniq);
