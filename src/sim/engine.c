@@ -162,12 +162,7 @@ int rep_engine_run(cascade *c, const sim_trace *t, const rep_engine_opts *o,
         }
       }
     }
-    res->requests++;
-    res->lookups += q->nin;
-    res->hits += h;
-    res->tokens_in += q->in_tokens;
-    uint64_t saved = (uint64_t)h * t->tokens_per_block;
-    res->tokens_saved += saved < q->in_tokens ? saved : q->in_tokens;
+    rep_count_request(res, t, q, h);
     /* Store the rest, chained. */
     for (uint32_t start = h; start < n; start += REP_PUT_CHUNK) {
       uint32_t cnt = n - start > REP_PUT_CHUNK ? REP_PUT_CHUNK : n - start;

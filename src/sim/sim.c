@@ -224,6 +224,16 @@ static uint64_t *next_uses(const sim_trace *t, size_t nreq, int with_output) {
   return next;
 }
 
+void rep_count_request(rep_result *res, const sim_trace *t, const sim_req *q,
+                       uint32_t h) {
+  res->requests++;
+  res->lookups += q->nin;
+  res->hits += h;
+  res->tokens_in += q->in_tokens;
+  uint64_t saved = (uint64_t)h * t->tokens_per_block;
+  res->tokens_saved += saved < q->in_tokens ? saved : q->in_tokens;
+}
+
 int sim_run(const sim_trace *t, const sim_cfg *cfg, rep_result *res,
             rep_progress_fn progress, void *arg) {
   sim s;
@@ -265,12 +275,7 @@ int sim_run(const sim_trace *t, const sim_cfg *cfg, rep_result *res,
     const uint32_t *ids = t->blk + q->off;
     uint32_t h = 0;
     while (h < q->nin && s.b[ids[h]].present) h++;
-    res->requests++;
-    res->lookups += q->nin;
-    res->hits += h;
-    res->tokens_in += q->in_tokens;
-    uint64_t saved = (uint64_t)h * t->tokens_per_block;
-    res->tokens_saved += saved < q->in_tokens ? saved : q->in_tokens;
+    rep_count_request(res, t, q, h);
     if (cfg->kind == SIM_BELADY)
       req_belady(&s, q, h);
     else

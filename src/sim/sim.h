@@ -107,6 +107,10 @@ int rep_engine_run(struct cascade *c, const sim_trace *t,
                    const rep_engine_opts *o, rep_result *res,
                    rep_progress_fn progress, void *arg);
 
+/* Count one request whose first h input blocks hit (both replayers). */
+void rep_count_request(rep_result *res, const sim_trace *t, const sim_req *q,
+                       uint32_t h);
+
 /* Fill block bytes for raw id (exported for tests). */
 void rep_block_fill(void *buf, size_t n, uint64_t raw);
 

@@ -187,6 +187,21 @@ static const char *uint_why(int e) {
   return e == -1 ? "missing" : e == -2 ? "out of range" : "not an integer";
 }
 
+/* The end of a loader's read loop: a read error or an empty trace is an
+ * error too (rc: the loop's result so far). */
+static int load_end(int rc, FILE *f, const sim_trace *t, const char *path,
+                    char *err, size_t errcap) {
+  if (rc == 0 && ferror(f)) {
+    rc = -EIO;
+    snprintf(err, errcap, "%s: read error", path);
+  }
+  if (rc == 0 && t->nreq == 0) {
+    rc = -EINVAL;
+    snprintf(err, errcap, "%s: no requests in the trace", path);
+  }
+  return rc;
+}
+
 int sim_trace_load_mooncake(sim_trace *t, const char *path, size_t limit,
                             char *err, size_t errcap) {
   FILE *f = fopen(path, "r");
@@ -284,14 +299,7 @@ int sim_trace_load_mooncake(sim_trace *t, const char *path, size_t limit,
       break;
     }
   }
-  if (rc == 0 && ferror(f)) {
-    rc = -EIO;
-    snprintf(err, errcap, "%s: read error", path);
-  }
-  if (rc == 0 && t->nreq == 0) {
-    rc = -EINVAL;
-    snprintf(err, errcap, "%s: no requests in the trace", path);
-  }
+  rc = load_end(rc, f, t, path, err, errcap);
   free(ids);
   free(line);
   json_tokener_free(tok);
@@ -412,14 +420,7 @@ int sim_trace_load_azure(sim_trace *t, const char *path, size_t limit,
       break;
     }
   }
-  if (rc == 0 && ferror(f)) {
-    rc = -EIO;
-    snprintf(err, errcap, "%s: read error", path);
-  }
-  if (rc == 0 && t->nreq == 0) {
-    rc = -EINVAL;
-    snprintf(err, errcap, "%s: no requests in the trace", path);
-  }
+  rc = load_end(rc, f, t, path, err, errcap);
   free(ids);
   free(line);
   fclose(f);
