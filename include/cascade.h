@@ -98,7 +98,8 @@ CASCADE_API void cascade_config_free(cascade_config *cfg);
  *                   /dev/shm, unlinked at once) [memfd]
  *   max_value       largest value accepted, 1 B..1 TiB [1g]
  *   dedup           share one copy between keys with equal content [true]
- *   policy          eviction policy: "lru" or "semantic" [semantic]
+ *   policy          eviction policy: "lru", "arc", "s3fifo", "lfu" or
+ *                   "semantic" [semantic]
  *   index.shards    number of index shards, a power of two 1..4096 [64]
  *   stats.latency   record get/put latency percentiles [true]
  *
