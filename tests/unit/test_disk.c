@@ -1192,8 +1192,9 @@ static void aligned_reads(const char *dir, int io) {
                            MiB + 123,    128 * KiB,    65 * KiB + 1};
   struct item it[9];
   disk *d = open_ok(&o);
-  assert_string_equal(disk_mode(d), io == DISK_IO_DIRECT ? "direct+io_uring"
-                                                         : "buffered+io_uring");
+  /* io_uring or the pwrite fallback, whichever this kernel allows */
+  const char *want = io == DISK_IO_DIRECT ? "direct+" : "buffered+";
+  assert_true(strncmp(disk_mode(d), want, strlen(want)) == 0);
   for (int i = 0; i < 9; i++) {
     item_init(&it[i], DISK_REC_VALUE, "a", NULL, len[i], 4000 + i);
     if (i % 3 == 1) { /* a long namespace: 280-byte header */
