@@ -225,7 +225,8 @@ struct cascade {
   /* nblocks/bytes: blocks in DRAM.  Disk tier: */
   uint64_t dblocks, dbytes_total, ddemotions, dpromotions, devictions,
       dwrite_fail, recovered;
-  _Atomic uint64_t dhits, dmisses, dcorrupt;
+  uint64_t dreclaims; /* segments freed by disk eviction */
+  _Atomic uint64_t dhits, dmisses;
   uint64_t dedup_saved;   /* sum over live blocks of (refs-1)*len */
   _Atomic uint64_t views; /* views held */
   lat_hist *get_lat, *put_lat;

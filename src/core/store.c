@@ -518,8 +518,12 @@ static void key_attach(cascade *c, kent *k, cascade_blk *b) {
 }
 
 /* Change the flags and priority of a key attached to its block. */
-static void key_set_attrs(cascade *c, kent *k, unsigned flags, int prio) {
+/* Change the flags and priority of a key attached to its block; 1 if they
+ * changed (the caller then rewrites the key's KEY record). */
+static int key_set_attrs(cascade *c, kent *k, unsigned flags, int prio) {
   cascade_blk *b = k->blk;
+  if (k->flags == (uint8_t)(flags & CASCADE_PUT_PREFIX) && k->prio == prio)
+    return 0;
   b->nprefix -= (k->flags & CASCADE_PUT_PREFIX) != 0;
   b->nprio[prio_class(k->prio)]--;
   k->flags = (uint8_t)(flags & CASCADE_PUT_PREFIX);
@@ -527,7 +531,7 @@ static void key_set_attrs(cascade *c, kent *k, unsigned flags, int prio) {
   b->nprefix += (k->flags & CASCADE_PUT_PREFIX) != 0;
   b->nprio[prio_class(k->prio)]++;
   blk_refresh(c, b);
-  key_disk_write(c, k);
+  return 1;
 }
 
 /* Unlink k from block b's key list (k->blk itself is left alone: readers
@@ -828,6 +832,7 @@ static int disk_make_room(cascade *c) {
   int64_t r = disk_reclaim_step(c->disk, UINT64_MAX, reclaim_is_live,
                                 compact_moved, c, &freed);
   c->reclaiming = 0;
+  c->dreclaims += freed;
   return r >= 0 && freed;
 }
 
@@ -1069,12 +1074,13 @@ static int disk_start(cascade *c) {
 
 /* Write every block only in DRAM to disk (mem_lock held).  A write that
  * finds the disk full reclaims space, which can re-order the heaps being
- * walked (evicting a block re-ranks its parent), so passes repeat until one
- * finds nothing left to write or writes nothing. */
+ * walked (evicting a block re-ranks its parent); only then is another
+ * pass needed, and passes stop when one writes nothing. */
 static int flush_locked(cascade *c) {
   int rc = 0;
   for (;;) {
     size_t todo = 0, wrote = 0;
+    uint64_t reclaims = c->dreclaims;
     for (int cls = 0; cls < NCLASSES; cls++) {
       policy *p = &c->pol[cls];
       for (size_t i = 0; i < policy_size(p); i++) {
@@ -1088,7 +1094,7 @@ static int flush_locked(cascade *c) {
           rc = r;
       }
     }
-    if (!todo || !wrote) return todo ? rc : 0;
+    if (!todo || !wrote || c->dreclaims == reclaims) return todo == wrote ? 0 : rc;
   }
 }
 
@@ -1306,6 +1312,7 @@ static int key_set(cascade *c, put_state *ps, const ns_obj *ns, cascade_blk *b,
   kent *k = shard_find(lk);
   int is_new = !k;
   cascade_blk *old = NULL;
+  uint64_t old_exp = 0;
   if (is_new && oat_room(&lk->sh->tab) < 0) {
     pthread_mutex_unlock(&lk->sh->lock);
     return -ENOMEM;
@@ -1324,6 +1331,7 @@ static int key_set(cascade *c, put_state *ps, const ns_obj *ns, cascade_blk *b,
     oat_insert(&lk->sh->tab, k->hash, k);
   } else {
     old = k->blk;
+    old_exp = k->expire_ns;
     if (expired(k, &now)) k->expire_ns = 0; /* a new life */
   }
   if (o->ttl_ms)
@@ -1333,8 +1341,10 @@ static int key_set(cascade *c, put_state *ps, const ns_obj *ns, cascade_blk *b,
   k->blk = b;
   pthread_mutex_unlock(&lk->sh->lock);
 
-  if (old == b) { /* same content again: attributes only */
-    key_set_attrs(c, k, o->flags, o->priority);
+  if (old == b) { /* same content again: attributes only, and a new KEY
+                    * record on disk only if they changed */
+    if (key_set_attrs(c, k, o->flags, o->priority) || k->expire_ns != old_exp)
+      key_disk_write(c, k);
   } else {
     if (old) key_detach(c, k, old); /* with the old attributes */
     k->flags = (uint8_t)(o->flags & CASCADE_PUT_PREFIX);
@@ -1661,7 +1671,6 @@ static int disk_read_done(cascade *c, cascade_blk *b, disk_loc loc, int rc,
   }
   atomic_fetch_add_explicit(&c->dmisses, 1, memory_order_relaxed);
   if (rc == -EBADMSG) {
-    atomic_fetch_add_explicit(&c->dcorrupt, 1, memory_order_relaxed);
     blk_drop_bad(c, b, loc);
   }
   return -ENOENT;
@@ -1740,8 +1749,7 @@ static void *prefetch_main(void *arg) {
         atomic_fetch_add_explicit(&c->dhits, 1, memory_order_relaxed);
         blk_promote(c, b, tmp);
       } else if (rc == -EBADMSG) {
-        atomic_fetch_add_explicit(&c->dcorrupt, 1, memory_order_relaxed);
-        blk_drop_bad(c, b, loc);
+            blk_drop_bad(c, b, loc);
       }
     }
     pthread_mutex_lock(&c->pf_lock);
@@ -2085,7 +2093,7 @@ int cascade_set_priority(cascade *c, const char *ns, const void *key,
     return -EINVAL;
   pthread_mutex_lock(&c->mem_lock);
   kent *k = find_live_locked(c, &lk);
-  if (k) key_set_attrs(c, k, k->flags, priority);
+  if (k && key_set_attrs(c, k, k->flags, priority)) key_disk_write(c, k);
   pthread_mutex_unlock(&c->mem_lock);
   return k ? 0 : -ENOENT;
 }

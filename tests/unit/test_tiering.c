@@ -155,6 +155,10 @@ static void test_restart(void **state) {
   assert_int_equal(cascade_delete(c, "ns", k, strlen(k)), 0); /* in DRAM */
   key_of(k, sizeof k, 6);
   assert_int_equal(tu_put_s(c, "ns", k, "new", 3, NULL), 0); /* overwrite */
+  key_of(k, sizeof k, 4); /* on disk: a changed priority is rewritten */
+  assert_int_equal(cascade_set_priority(c, "ns", k, strlen(k), CASCADE_PRIO_LOW),
+                   0);
+  put_i(c, 3, &hi); /* the same again: attributes unchanged */
   assert_int_equal(cascade_flush(c), 0);
   cascade_close(c);
 
@@ -174,6 +178,9 @@ static void test_restart(void **state) {
   assert_int_equal(cascade_key_info(c, "ns", k, strlen(k), &info), 0);
   assert_int_equal(info.priority, CASCADE_PRIO_HIGH);
   assert_true(info.ttl_ms > 3000 * 1000 && info.ttl_ms <= 3600 * 1000);
+  key_of(k, sizeof k, 4);
+  assert_int_equal(cascade_key_info(c, "ns", k, strlen(k), &info), 0);
+  assert_int_equal(info.priority, CASCADE_PRIO_LOW);
   /* and a restart of the restart still has them (nothing was lost by
    * reading, promoting, or closing again) */
   cascade_close(c);
