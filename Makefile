@@ -15,6 +15,8 @@
 #   make tsan           build-tsan/: Debug -O1, TSan, -Werror, tests labelled
 #                       "concurrency"
 #   make clang          build-clang/: clang, -Werror, builds everything (no run)
+#   make fuzz           build-fuzz/: clang, libFuzzer + ASan/UBSan targets
+#                       (tests/fuzz), each run for FUZZ_SECONDS (30)
 #   make install        install to $(PREFIX) (lib, header, cascade.pc, bin)
 #   make format         clang-format -i on all C sources
 #   make format-check   list formatting differences, fail if any
@@ -49,6 +51,8 @@ CASCADE_BIN = $(BUILD_DIR)/bin/cascade
 ASAN_DIR := build-asan
 TSAN_DIR := build-tsan
 CLANG_DIR := build-clang
+FUZZ_DIR := build-fuzz
+FUZZ_SECONDS ?= 30
 
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
@@ -88,7 +92,7 @@ SAN_ARGS := -DCMAKE_C_FLAGS_DEBUG='-O1 -g'
 
 .NOTPARALLEL:
 .DEFAULT_GOAL := build
-.PHONY: all build test run bench asan tsan clang install clean format \
+.PHONY: all build test run bench asan tsan clang fuzz install clean format \
 	format-check help
 
 all: build
@@ -138,6 +142,16 @@ tsan:
 clang:
 	$(DEPS) clang
 	$(call configure,$(CLANG_DIR),$(CLANG),$(BUILD_TYPE),ON)
+
+# Only the fuzz targets are built and run here (the rest is covered by the
+# other builds); sanitize brings clang's libFuzzer runtime.
+fuzz:
+	$(DEPS) sanitize
+	$(CMAKE) -S . -B $(FUZZ_DIR) -DCMAKE_C_COMPILER=$(CLANG) \
+		-DCMAKE_BUILD_TYPE=Debug -DCASCADE_WERROR=ON -DCASCADE_FUZZ=ON \
+		-DCASCADE_FUZZ_SECONDS=$(FUZZ_SECONDS) $(SAN_ARGS) $(CMAKE_ARGS)
+	$(CMAKE) --build $(FUZZ_DIR) -j$(JOBS) --target fuzz_resp
+	$(CTEST_CMD) --test-dir $(FUZZ_DIR) -L fuzz --no-tests=error
 
 install: build
 	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)

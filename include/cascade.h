@@ -306,6 +306,15 @@ CASCADE_API int cascade_delete(cascade *c, const char *ns, const void *key,
 CASCADE_API int cascade_set_ttl(cascade *c, const char *ns, const void *key,
                                 size_t klen, uint64_t ttl_ms);
 
+/* The number of keys in namespace ns (0 for a namespace never used),
+ * expired keys not yet collected included.  Errors: -EINVAL. */
+CASCADE_API int64_t cascade_ns_keys(cascade *c, const char *ns);
+
+/* Delete every key of namespace ns; other namespaces are untouched.
+ * Returns the number of keys deleted.  Errors: -EINVAL, -ENOMEM (nothing
+ * deleted). */
+CASCADE_API int64_t cascade_ns_flush(cascade *c, const char *ns);
+
 /* Set a key's priority (enum cascade_priority).  Errors: -ENOENT, -EINVAL. */
 CASCADE_API int cascade_set_priority(cascade *c, const char *ns,
                                      const void *key, size_t klen,

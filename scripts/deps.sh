@@ -4,9 +4,9 @@
 #   scripts/deps.sh [build|test|sanitize|clang|format|bench|all]   (default: build)
 #
 # Groups (each includes the ones it names):
-#   build     compiler, cmake, pkg-config, OpenSSL, xxHash, liburing and
-#             json-c headers
-#   test      build + cmocka
+#   build     compiler, cmake, pkg-config, OpenSSL, xxHash, liburing, json-c
+#             and hiredis headers
+#   test      build + cmocka, redis-tools, redis-server, python3-redis
 #   sanitize  test + clang and clang's sanitizer runtimes (gcc's come with gcc)
 #   clang     test + clang (the clang -Werror build compiles the tests too)
 #   format    clang-format
@@ -21,8 +21,11 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libxxhash-dev liburing-dev
-            libjson-c-dev)
-TEST_PKGS=(libcmocka-dev)
+            libjson-c-dev libhiredis-dev)
+# The daemon's tests talk to it with clients nobody here wrote: redis-cli and
+# redis-benchmark (redis-tools), redis-py for /usr/bin/python3, hiredis (in
+# build), and compare replies with a real redis-server.
+TEST_PKGS=(libcmocka-dev redis-tools redis-server python3-redis)
 CLANG_PKGS=(clang)
 FORMAT_PKGS=(clang-format)
 

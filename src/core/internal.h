@@ -114,12 +114,13 @@ typedef struct ns_obj {
   uint32_t len;
   uint64_t hash;
   char name[CASCADE_MAX_NS + 1];
+  uint64_t nkeys; /* live keys (mem_lock) */
 } ns_obj;
 
 typedef struct kent {
   struct kent *bprev, *bnext; /* block's key list (mem_lock) */
   struct cascade_blk *blk;
-  const ns_obj *ns;
+  ns_obj *ns;
   uint64_t hash;
   uint64_t expire_ns; /* CLOCK_REALTIME ns; 0 = never */
   uint32_t tidx;      /* TTL heap slot or UINT32_MAX */

@@ -134,7 +134,7 @@ static shard *kent_shard(cascade *c, const kent *k) {
 
 /* ---- namespaces (mem_lock) ---------------------------------------------- */
 
-static const ns_obj *ns_intern(cascade *c, const lookup *lk) {
+static ns_obj *ns_intern(cascade *c, const lookup *lk) {
   for (ns_obj *n = c->nslist; n; n = n->next)
     if (n->len == lk->nslen && memcmp(n->name, lk->ns, lk->nslen) == 0)
       return n;
@@ -561,6 +561,7 @@ static void key_remove(cascade *c, kent *k) {
   ttl_del(c, k);
   key_detach(c, k, k->blk);
   c->nkeys--;
+  k->ns->nkeys--;
   free(k);
 }
 
@@ -680,8 +681,8 @@ static void pin_and_touch(cascade *c, cascade_blk *b) {
 /* ---- disk tier: compaction and recovery ------------------------------------- */
 
 /* The namespace object named like rec, or NULL (mem_lock). */
-static const ns_obj *ns_of_rec(cascade *c, const disk_rec *r) {
-  for (const ns_obj *n = c->nslist; n; n = n->next)
+static ns_obj *ns_of_rec(cascade *c, const disk_rec *r) {
+  for (ns_obj *n = c->nslist; n; n = n->next)
     if (n->len == r->nslen && memcmp(n->name, r->ns, r->nslen) == 0) return n;
   return NULL;
 }
@@ -703,7 +704,7 @@ static kent *kent_of_rec(cascade *c, const disk_rec *r) {
 /* Compaction callbacks; mem_lock is held across the whole step. */
 static int compact_is_live(void *ctx, const disk_rec *r, disk_loc loc) {
   cascade *c = ctx;
-  const ns_obj *ns = ns_of_rec(c, r);
+  ns_obj *ns = ns_of_rec(c, r);
   kent *k;
   switch (r->type) {
   case DISK_REC_VALUE:
@@ -721,7 +722,7 @@ static int compact_is_live(void *ctx, const disk_rec *r, disk_loc loc) {
 static void compact_moved(void *ctx, const disk_rec *r, disk_loc old,
                           disk_loc nloc, uint64_t nbytes) {
   cascade *c = ctx;
-  const ns_obj *ns = ns_of_rec(c, r);
+  ns_obj *ns = ns_of_rec(c, r);
   cascade_blk *b;
   kent *k;
   if (r->type == DISK_REC_VALUE && ns && (b = dtab_find(c, ns, &r->cid, old))) {
@@ -792,7 +793,7 @@ static int policy_keeps(cascade *c, const cascade_blk *b) {
 
 static int reclaim_is_live(void *ctx, const disk_rec *r, disk_loc loc) {
   cascade *c = ctx;
-  const ns_obj *ns = ns_of_rec(c, r);
+  ns_obj *ns = ns_of_rec(c, r);
   kent *k;
   cascade_blk *b;
   switch (r->type) {
@@ -866,7 +867,7 @@ static void *compactor_main(void *arg) {
  * sorted so that, per content and per key, the newest record wins. */
 typedef struct rrec {
   int type;
-  const ns_obj *ns;
+  ns_obj *ns;
   cascade_cid cid;
   uint64_t vlen, expire_ns, seq, nbytes;
   disk_loc loc;
@@ -1020,6 +1021,7 @@ static int recover(cascade *c, rscan *rs) {
     key_attach(c, k, b);
     ttl_update(c, k);
     c->nkeys++;
+    k->ns->nkeys++;
     c->recovered++;
   }
   /* content no key refers to any more */
@@ -1304,7 +1306,7 @@ static cascade_blk *find_blk(cascade *c, const lookup *ns_lk, const void *key,
 /* mem_lock held: point (ns, key) at block b with the options' attributes.
  * ps->spare is consumed if the key is new.  -ENOMEM (nothing changed) if
  * the key is new and its index shard is full and cannot grow. */
-static int key_set(cascade *c, put_state *ps, const ns_obj *ns, cascade_blk *b,
+static int key_set(cascade *c, put_state *ps, ns_obj *ns, cascade_blk *b,
                    const cascade_put_opts *o) {
   lookup *lk = &ps->lk;
   uint64_t now = 0; /* read the clock only if a TTL is involved */
@@ -1351,7 +1353,10 @@ static int key_set(cascade *c, put_state *ps, const ns_obj *ns, cascade_blk *b,
     k->prio = (int8_t)o->priority;
     key_attach(c, k, b);
   }
-  if (is_new) c->nkeys++;
+  if (is_new) {
+    c->nkeys++;
+    ns->nkeys++;
+  }
   ttl_update(c, k); /* reserved: cannot fail */
   return 0;
 }
@@ -1423,7 +1428,7 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
 
   /* 1: conditions, dedup, allocation (mem_lock) */
   pthread_mutex_lock(&c->mem_lock);
-  const ns_obj *nso = nvalid ? ns_intern(c, &nslk) : NULL;
+  ns_obj *nso = nvalid ? ns_intern(c, &nslk) : NULL;
   if (nvalid && (!nso || ttl_reserve(c, c->nkeys + nvalid) < 0 ||
                  policy_reserve(&c->pol[0], c->nblocks + nvalid) < 0 ||
                  policy_reserve(&c->pol[1], c->nblocks + nvalid) < 0 ||
@@ -2054,6 +2059,59 @@ int cascade_delete(cascade *c, const char *ns, const void *key, size_t klen) {
   }
   pthread_mutex_unlock(&c->mem_lock);
   return k ? 0 : -ENOENT;
+}
+
+/* The interned namespace named ns, or NULL if none was ever used
+ * (mem_lock). */
+static ns_obj *ns_lookup(cascade *c, const char *ns, int *rc) {
+  lookup lk = {0};
+  if ((*rc = c ? lk_ns(c, &lk, ns) : -EINVAL) < 0) return NULL;
+  for (ns_obj *n = c->nslist; n; n = n->next)
+    if (n->len == lk.nslen && memcmp(n->name, lk.ns, lk.nslen) == 0) return n;
+  return NULL;
+}
+
+int64_t cascade_ns_keys(cascade *c, const char *ns) {
+  int rc;
+  if (!c) return -EINVAL;
+  pthread_mutex_lock(&c->mem_lock);
+  ns_obj *n = ns_lookup(c, ns, &rc);
+  int64_t r = rc < 0 ? rc : n ? (int64_t)n->nkeys : 0;
+  pthread_mutex_unlock(&c->mem_lock);
+  return r;
+}
+
+int64_t cascade_ns_flush(cascade *c, const char *ns) {
+  int rc;
+  if (!c) return -EINVAL;
+  pthread_mutex_lock(&c->mem_lock);
+  ns_obj *n = ns_lookup(c, ns, &rc);
+  if (rc < 0 || !n || n->nkeys == 0) {
+    pthread_mutex_unlock(&c->mem_lock);
+    return rc < 0 ? rc : 0;
+  }
+  /* collect first: removing from an open-addressed table shifts entries
+   * back, under a walk it would skip some */
+  kent **ks = malloc(n->nkeys * sizeof *ks);
+  if (!ks) {
+    pthread_mutex_unlock(&c->mem_lock);
+    return -ENOMEM;
+  }
+  uint64_t nk = 0;
+  for (uint32_t i = 0; i < c->nshards && nk < n->nkeys; i++) {
+    shard *sh = &c->shards[i];
+    pthread_mutex_lock(&sh->lock);
+    for (uint64_t j = 0; j <= sh->tab.mask && nk < n->nkeys; j++) {
+      kent *k = sh->tab.s[j].p;
+      if (k && k->ns == n) ks[nk++] = k;
+    }
+    pthread_mutex_unlock(&sh->lock);
+  }
+  for (uint64_t i = 0; i < nk; i++) key_remove(c, ks[i]);
+  c->deletes += nk;
+  pthread_mutex_unlock(&c->mem_lock);
+  free(ks);
+  return (int64_t)nk;
 }
 
 int cascade_set_ttl(cascade *c, const char *ns, const void *key, size_t klen,

@@ -173,6 +173,57 @@ static void test_namespace_count(void **state) {
   cascade_close(c);
 }
 
+/* cascade_ns_keys counts per namespace; cascade_ns_flush empties one
+ * namespace and nothing else, shared content included. */
+static void test_namespace_keys_and_flush(void **state) {
+  (void)state;
+  cascade *c = tu_open_with("dram.capacity", "4m", NULL);
+  uint8_t a[256], b[256];
+  tu_fill(a, sizeof a, 21);
+  tu_fill(b, sizeof b, 22);
+  char key[32];
+  assert_int_equal(cascade_ns_keys(c, "one"), 0); /* never used */
+  for (int i = 0; i < 300; i++) {                  /* > one shard's worth */
+    snprintf(key, sizeof key, "k%d", i);
+    assert_int_equal(tu_put_s(c, "one", key, i % 2 ? a : b, sizeof a, NULL),
+                     0);
+  }
+  assert_int_equal(tu_put_s(c, "two", "k1", a, sizeof a, NULL), 0);
+  assert_int_equal(tu_put_s(c, NULL, "k1", b, sizeof b, NULL), 0);
+  assert_int_equal(cascade_ns_keys(c, "one"), 300);
+  assert_int_equal(cascade_ns_keys(c, "two"), 1);
+  assert_int_equal(cascade_ns_keys(c, NULL), 1);
+  assert_int_equal(cascade_ns_keys(c, "default"), 1);
+  assert_int_equal(cascade_delete(c, "one", "k7", 2), 0);
+  assert_int_equal(cascade_ns_keys(c, "one"), 299);
+  /* an overwrite is not a new key */
+  assert_int_equal(tu_put_s(c, "one", "k8", a, sizeof a, NULL), 0);
+  assert_int_equal(cascade_ns_keys(c, "one"), 299);
+
+  assert_int_equal(cascade_ns_flush(c, "one"), 299);
+  assert_int_equal(cascade_ns_keys(c, "one"), 0);
+  assert_int_equal(tu_stats_of(c).keys, 2);
+  tu_check_absent(c, "one", "k1");
+  tu_check_absent(c, "one", "k299");
+  tu_check_value(c, "two", "k1", a, sizeof a);
+  tu_check_value(c, NULL, "k1", b, sizeof b);
+  assert_int_equal(cascade_ns_flush(c, "one"), 0); /* already empty */
+  assert_int_equal(cascade_ns_flush(c, "never"), 0);
+  /* the namespace works after a flush */
+  assert_int_equal(tu_put_s(c, "one", "k1", a, sizeof a, NULL), 0);
+  assert_int_equal(cascade_ns_keys(c, "one"), 1);
+  tu_check_value(c, "one", "k1", a, sizeof a);
+
+  char longns[CASCADE_MAX_NS + 2];
+  memset(longns, 'n', sizeof longns - 1);
+  longns[sizeof longns - 1] = 0;
+  assert_int_equal(cascade_ns_keys(c, longns), -EINVAL);
+  assert_int_equal(cascade_ns_flush(c, longns), -EINVAL);
+  assert_int_equal(cascade_ns_keys(NULL, "one"), -EINVAL);
+  assert_int_equal(cascade_ns_flush(NULL, "one"), -EINVAL);
+  cascade_close(c);
+}
+
 static void test_dedup_not_across_namespaces(void **state) {
   (void)state;
   cascade *c = tu_open_with("dram.capacity", "4m", NULL);
@@ -309,6 +360,7 @@ int main(void) {
       cmocka_unit_test(test_default_namespace),
       cmocka_unit_test(test_namespace_names),
       cmocka_unit_test(test_namespace_count),
+      cmocka_unit_test(test_namespace_keys_and_flush),
       cmocka_unit_test(test_dedup_not_across_namespaces),
       cmocka_unit_test(test_dedup_within_namespace),
       cmocka_unit_test(test_wrong_cid_stays_in_namespace),
