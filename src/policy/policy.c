@@ -25,8 +25,9 @@
  * backward-shift deletion) of entry index + 1, at most half full.  All
  * three arrays are sized by policy_reserve (cap slots, cap ghost entries,
  * 2 * cap rounded up to a power of two hash slots): inserts, evictions and
- * ghost updates never allocate.  The policies keep ng <= number of items
- * at the last eviction <= cap.
+ * ghost updates never allocate.  The policies keep ng <= ghost_mult *
+ * number of items at the last eviction <= gcap (= ghost_mult * cap; a heap
+ * policy with qevict, semantic, gets the ghost directory without q).
  *
  * Not thread-safe: the caller serialises all calls (engine memory lock).
  */
@@ -273,26 +274,36 @@ static void q_free(policy *p, uint32_t i) {
   }
 }
 
-static int q_reserve(policy *p, size_t ncap) {
+/* The ghost directory: cap entries and their hash (queue policies, and
+ * heap policies that remember evicted ids: those with qevict). */
+static int ghost_reserve(policy *p, size_t ncap) {
+  ncap *= p->ops->ghost_mult ? p->ops->ghost_mult : 1;
   if (ncap >= POL_NIL) return -ENOMEM;
   size_t hsize = 1;
   while (hsize < 2 * ncap) hsize *= 2;
   uint32_t *gh = calloc(hsize, sizeof *gh);
   if (!gh) return -ENOMEM;
   /* a grown array that is not committed to (cap unchanged) is harmless */
-  pol_qent *q = realloc(p->q, ncap * sizeof *q);
-  if (q) p->q = q;
-  pol_qent *g = q ? realloc(p->g, ncap * sizeof *g) : NULL;
-  if (g) p->g = g;
-  if (!q || !g) {
+  pol_qent *g = realloc(p->g, ncap * sizeof *g);
+  if (!g) {
     free(gh);
     return -ENOMEM;
   }
+  p->g = g;
   free(p->gh);
   p->gh = gh;
   p->gmask = hsize - 1;
+  p->gcap = ncap;
   for (uint32_t gi = 0; gi < p->ng; gi++) gh_put(p, gi);
   return 0;
+}
+
+static int q_reserve(policy *p, size_t ncap) {
+  if (ncap >= POL_NIL) return -ENOMEM;
+  pol_qent *q = realloc(p->q, ncap * sizeof *q);
+  if (!q) return -ENOMEM;
+  p->q = q;
+  return ghost_reserve(p, ncap);
 }
 
 /* ---- the interface ---------------------------------------------------------- */
@@ -302,9 +313,11 @@ int policy_reserve(policy *p, size_t n) {
   size_t ncap = p->cap ? p->cap : 64;
   while (ncap < n) ncap *= 2;
   if (is_heap(p)) {
+    if (ncap >= POL_NIL) return -ENOMEM;
     pol_hent *nh = realloc(p->heap, ncap * sizeof *nh);
     if (!nh) return -ENOMEM;
     p->heap = nh;
+    if (p->ops->qevict && ghost_reserve(p, ncap) < 0) return -ENOMEM;
   } else if (q_reserve(p, ncap) < 0) {
     return -ENOMEM;
   }
@@ -338,7 +351,7 @@ void policy_remove(policy *p, pol_item *it) {
 }
 
 void policy_evict(policy *p, pol_item *it) {
-  if (!is_heap(p)) p->ops->qevict(p, it->hidx);
+  if (p->ops->qevict) p->ops->qevict(p, it->hidx);
   policy_remove(p, it);
 }
 

@@ -95,8 +95,13 @@ struct policy_ops {
    *   qevict:  slot is being evicted (still linked): remember its id in
    *            the ghost lists if the policy wants to. */
   void (*qinsert)(policy *p, uint32_t slot, uint32_t ghost);
+  /* (qevict is also called for a heap policy that has one, with slot the
+   * item's heap index: semantic remembers evicted ids that way.) */
   uint32_t (*qvictim)(policy *p);
   void (*qevict)(policy *p, uint32_t slot);
+  /* Ghost entries reserved per reserved item (0 means 1): how far back a
+   * policy with qevict may remember evicted ids. */
+  unsigned ghost_mult;
 };
 
 /* A heap slot: the item's ordering key as last computed, kept inline so
@@ -139,6 +144,7 @@ struct policy {
   pol_list gl[2]; /* arc: B1, B2; s3fifo: G (gl[0]) */
   uint32_t *gh;   /* ghost hash: id -> entry + 1 (0 empty), gmask + 1 */
   size_t ng, gmask;
+  size_t gcap;     /* ghost entries reserved: cap * ghost_mult */
   uint64_t target; /* arc: p, the target size of T1 in items */
 };
 
@@ -196,7 +202,7 @@ void pq_move(policy *p, uint32_t i, uint8_t lid);
 /* The ghost entry holding id, or POL_NIL. */
 uint32_t pq_ghost_find(const policy *p, uint64_t id);
 /* Remember id at the tail (most recent end) of ghost list lid; the caller
- * has made room (p->ng < p->cap).  An older entry for id is dropped. */
+ * has made room (p->ng < p->gcap).  An older entry for id is dropped. */
 void pq_ghost_add(policy *p, uint8_t lid, uint64_t id);
 /* Drop ghost entry gi. */
 void pq_ghost_del(policy *p, uint32_t gi);
