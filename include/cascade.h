@@ -469,6 +469,79 @@ CASCADE_API int cascade_stats(cascade *c, struct cascade_stats *out);
 CASCADE_API int cascade_arena(cascade *c, int *fd, size_t *size,
                               const void **base);
 
+/* ---- Client of a local daemon (zero-copy) ---------------------------------------- */
+
+/*
+ * A connection to a cascaded on the same node, over its Unix socket, that
+ * reads values in place: the daemon's DRAM arena is mapped read-only into
+ * this process, and a get returns a lease on a block (its bytes in that
+ * mapping, pinned in the daemon until released).  Puts go through a
+ * staging area shared with the daemon; no value crosses the socket.  One
+ * thread at a time per handle.  If the client dies, the daemon releases
+ * its leases.
+ */
+typedef struct cascade_client cascade_client;
+
+/* A value lent by the daemon: len bytes at data, read-only, valid until
+ * cascade_client_release() or cascade_client_close(). */
+typedef struct cascade_lease {
+  const void *data;
+  size_t len;
+  uint64_t id_; /* private */
+} cascade_lease;
+
+/*
+ * Connect to the daemon's Unix socket at path.  With a password, first
+ * authenticate: into namespace ns (AUTH ns password), or with ns NULL into
+ * the default namespace (requirepass).  The namespace of the connection
+ * holds every key it names.  Errors: -EINVAL, -ENAMETOOLONG, -EACCES
+ * (wrong password, or one needed), -ENOMEM, -EPROTO (not a cascaded, or one
+ * without the shared-memory path), -errno of socket/connect/mmap.
+ */
+CASCADE_API int cascade_client_connect(const char *path, const char *ns,
+                                       const char *password,
+                                       cascade_client **out);
+
+/* Close the connection; every lease still held is released.  NULL ok. */
+CASCADE_API void cascade_client_close(cascade_client *cl);
+
+/*
+ * Lease the value of key.  On success *lease holds the bytes in place; it
+ * must be released exactly once.  Errors: -ENOENT, -EINVAL, -EPIPE or
+ * -ECONNRESET (connection lost), -EPROTO, -EREMOTEIO (the daemon refused:
+ * cascade_client_error() has its message).
+ */
+CASCADE_API int cascade_client_get(cascade_client *cl, const void *key,
+                                   size_t klen, cascade_lease *lease);
+
+/*
+ * Lease n values in one round trip.  leases[i] is set for each key found
+ * (data NULL for a key that is absent).  Returns the number found, or an
+ * error as cascade_client_get (then no lease is held).
+ */
+CASCADE_API int cascade_client_get_batch(cascade_client *cl,
+                                         const cascade_key *keys, size_t n,
+                                         cascade_lease *leases);
+
+/* Release a lease (sent to the daemon with the next call); the lease is
+ * zeroed.  A zeroed lease is a no-op. */
+CASCADE_API void cascade_client_release(cascade_client *cl,
+                                        cascade_lease *lease);
+
+/*
+ * Store a value, as cascade_put() would in the daemon's store (opts: PREFIX,
+ * NX, XX, parent, priority, ttl_ms; KEEPTTL is not supported: -EINVAL;
+ * HAVE_CID is ignored, the daemon hashes).  Errors: as cascade_put(), plus
+ * the connection errors of cascade_client_get.
+ */
+CASCADE_API int cascade_client_put(cascade_client *cl, const void *key,
+                                   size_t klen, const void *value, size_t vlen,
+                                   const cascade_put_opts *opts);
+
+/* The daemon's last error message on this connection ("" if none).  Valid
+ * until the next call on cl. */
+CASCADE_API const char *cascade_client_error(const cascade_client *cl);
+
 /* ---- Prefix-chained keys ------------------------------------------------------------ */
 
 #define CASCADE_CHAIN_KEY_BYTES 32

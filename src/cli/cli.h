@@ -14,6 +14,8 @@
  *                 file-per-block layout
  *   replay.c      `cascade replay`: a trace (or the synthetic workload)
  *                 through the engine or the simulator (src/sim/)
+ *   client.c      the client commands (put, get, del, exists, stat, ping):
+ *                 a running cascaded over RESP2, with hiredis
  *
  * Conventions: every function shared between files has the cli_ prefix;
  * commands return an exit status (CLI_OK, CLI_FAIL, CLI_USAGE) and print
@@ -49,11 +51,20 @@ typedef struct cli_setting {
   const char *value;
 } cli_setting;
 
+/* Where the client commands find cascaded: --host, --port, --unix, --user,
+ * --password as given (pointers into argv), NULL where not given; the
+ * environment and the defaults fill the rest at connect time. */
+typedef struct cli_conn {
+  const char *host, *port, *unix_path, *user, *password;
+} cli_conn;
+
 /* The options every command accepts: --set NAME=VALUE, --dram SIZE,
- * --policy NAME, all turned into settings for cascade_config_set. */
+ * --policy NAME, all turned into settings for cascade_config_set; and the
+ * connection options, used by the client commands only. */
 typedef struct cli_common {
   cli_setting set[CLI_MAX_SETTINGS];
   size_t nset;
+  cli_conn conn;
 } cli_common;
 
 /*
@@ -92,6 +103,15 @@ int cli_apply_settings(const cli_common *co, cascade_config *cfg);
  * <cascade_strerror>" and return the library's error code. */
 int cli_config_set(cascade_config *cfg, const char *name, const char *value,
                    const char *what);
+
+/*
+ * If argv[*i] is a connection option (--host H, --port P, --unix PATH,
+ * --user NS, --password PW; also --opt=VALUE), record it in co->conn,
+ * advance *i past its value and return 1.  Return 0 if it is not one, or -1
+ * after printing a message if it is one but malformed (missing value, a port
+ * outside 1..65535).  In client.c.
+ */
+int cli_conn_option(cli_common *co, int argc, char **argv, int *i);
 
 /* ---- Messages ------------------------------------------------------------ */
 
@@ -175,6 +195,13 @@ void cli_print_stats(FILE *f, const struct cascade_stats *st,
 int cli_cmd_demo(int argc, char **argv, const cli_common *co);
 int cli_cmd_bench(int argc, char **argv, const cli_common *co);
 int cli_cmd_replay(int argc, char **argv, const cli_common *co);
+/* The client commands (client.c). */
+int cli_cmd_put(int argc, char **argv, const cli_common *co);
+int cli_cmd_get(int argc, char **argv, const cli_common *co);
+int cli_cmd_del(int argc, char **argv, const cli_common *co);
+int cli_cmd_exists(int argc, char **argv, const cli_common *co);
+int cli_cmd_stat(int argc, char **argv, const cli_common *co);
+int cli_cmd_ping(int argc, char **argv, const cli_common *co);
 /* The benchmarks of `cascade bench`; argv[0] is the first argument after
  * the benchmark's name. */
 int cli_bench_dram(int argc, char **argv, const cli_common *co);
@@ -185,5 +212,13 @@ void cli_bench_usage(FILE *f);
 void cli_replay_usage(FILE *f);
 void cli_bench_dram_usage(FILE *f);
 void cli_bench_disk_usage(FILE *f);
+void cli_put_usage(FILE *f);
+void cli_get_usage(FILE *f);
+void cli_del_usage(FILE *f);
+void cli_exists_usage(FILE *f);
+void cli_stat_usage(FILE *f);
+void cli_ping_usage(FILE *f);
+/* The connection options and environment, for the usage texts. */
+void cli_conn_usage(FILE *f);
 
 #endif /* CASCADE_CLI_H */

@@ -7,7 +7,9 @@
  *
  * Common options (--set NAME=VALUE, --dram SIZE, --policy NAME) may come
  * before or after COMMAND; they become cascade_config_set() calls, applied
- * in the order given, after the command's own defaults.
+ * in the order given, after the command's own defaults.  The connection
+ * options (--host, --port, --unix, --user, --password) may too; they are for
+ * the client commands (client.c), which talk to a running cascaded.
  *
  * Exit status: 0 success, 1 failure (the store or a check failed), 2 usage
  * error (bad option, unknown command or setting).
@@ -23,7 +25,22 @@ static void usage(FILE *f) {
           "\n"
           "Cascade %s - a multi-tier, content-addressed KV-cache store.\n"
           "\n"
-          "Commands:\n"
+          "Commands on a running cascaded (`cascade COMMAND --help` for "
+          "more):\n"
+          "  put KEY [FILE|-]   store FILE (or stdin) as the value of KEY; "
+          "--prefix,\n"
+          "                     --parent KEY, --priority low|normal|high, "
+          "--ttl MS\n"
+          "  get KEY [-o FILE]  write the value of KEY to stdout or FILE "
+          "(missing: exit 1)\n"
+          "  del KEY...         delete keys, print how many existed\n"
+          "  exists KEY...      print how many of the keys exist (exit 1 "
+          "unless all)\n"
+          "  stat               the daemon's state: clients, memory, tiers, "
+          "keyspace\n"
+          "  ping               check that the daemon answers\n"
+          "\n"
+          "Commands on an embedded store (in this process):\n"
           "  demo          walk through the API on an embedded store, checking "
           "each step\n"
           "  bench dram    measure the DRAM tier against memcpy and OpenSSL "
@@ -39,19 +56,23 @@ static void usage(FILE *f) {
           "  version       print the library version\n"
           "\n"
           "Options (before or after COMMAND):\n"
+          "  -h, --help        show help (`cascade COMMAND --help` for a "
+          "command)\n"
+          "  -V, --version     print the version\n"
+          "\n"
+          "Settings of the embedded store (before or after COMMAND):\n"
           "  --set NAME=VALUE  set an engine setting (repeatable); "
           "`cascade config` lists them\n"
           "  --dram SIZE       DRAM arena capacity (= --set "
           "dram.capacity=SIZE)\n"
           "  --policy NAME     eviction policy (= --set policy=NAME)\n"
-          "  -h, --help        show help (`cascade COMMAND --help` for a "
-          "command)\n"
-          "  -V, --version     print the version\n"
-          "\n"
-          "Sizes take a binary suffix: 4k = 4096 bytes; also m, g, t "
-          "(or kb, kib, ...).\n"
-          "Exit status: 0 success, 1 failure, 2 usage error.\n",
+          "\n",
           cascade_version());
+  cli_conn_usage(f);
+  fprintf(f, "\n"
+             "Sizes take a binary suffix: 4k = 4096 bytes; also m, g, t "
+             "(or kb, kib, ...).\n"
+             "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
 static void config_usage(FILE *f) {
@@ -173,17 +194,24 @@ struct command {
   const char *name;
   int (*run)(int argc, char **argv, const cli_common *co);
   void (*usage)(FILE *f);
+  int client; /* talks to cascaded: takes the connection options */
 };
 
 static int cmd_help(int argc, char **argv, const cli_common *co);
 
 static const struct command commands[] = {
-    {"demo", cli_cmd_demo, cli_demo_usage},
-    {"bench", cli_cmd_bench, cli_bench_usage},
-    {"replay", cli_cmd_replay, cli_replay_usage},
-    {"config", cmd_config, config_usage},
-    {"version", cmd_version, version_usage},
-    {"help", cmd_help, help_usage},
+    {"put", cli_cmd_put, cli_put_usage, 1},
+    {"get", cli_cmd_get, cli_get_usage, 1},
+    {"del", cli_cmd_del, cli_del_usage, 1},
+    {"exists", cli_cmd_exists, cli_exists_usage, 1},
+    {"stat", cli_cmd_stat, cli_stat_usage, 1},
+    {"ping", cli_cmd_ping, cli_ping_usage, 1},
+    {"demo", cli_cmd_demo, cli_demo_usage, 0},
+    {"bench", cli_cmd_bench, cli_bench_usage, 0},
+    {"replay", cli_cmd_replay, cli_replay_usage, 0},
+    {"config", cmd_config, config_usage, 0},
+    {"version", cmd_version, version_usage, 0},
+    {"help", cmd_help, help_usage, 0},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -218,6 +246,7 @@ static int cmd_help(int argc, char **argv, const cli_common *co) {
 int main(int argc, char **argv) {
   cli_common co;
   const struct command *c;
+  char conn_opt[16] = "";
   int i = 1;
 
   memset(&co, 0, sizeof co);
@@ -236,6 +265,13 @@ int main(int argc, char **argv) {
     r = cli_common_option(&co, argc, argv, &i);
     if (r < 0) return CLI_USAGE;
     if (r > 0) continue;
+    r = cli_conn_option(&co, argc, argv, &i);
+    if (r < 0) return CLI_USAGE;
+    if (r > 0) {
+      /* the option's name only: never a password in a message */
+      snprintf(conn_opt, sizeof conn_opt, "%.*s", (int)strcspn(a, "="), a);
+      continue;
+    }
     if (a[0] == '-') {
       cli_err("unknown option '%s' (see cascade --help)", a);
       return CLI_USAGE;
@@ -249,6 +285,12 @@ int main(int argc, char **argv) {
   c = find_command(argv[i]);
   if (c == NULL) {
     cli_err("unknown command '%s' (see cascade --help)", argv[i]);
+    return CLI_USAGE;
+  }
+  if (conn_opt[0] != '\0' && !c->client) {
+    cli_err("%s: %s is for the commands that talk to cascaded (put, get, "
+            "del, exists, stat, ping)",
+            c->name, conn_opt);
     return CLI_USAGE;
   }
   return c->run(argc - i, argv + i, &co);

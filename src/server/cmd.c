@@ -14,12 +14,14 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define MAX_PINS 65536 /* CASCADE.PIN: views one connection may hold */
@@ -805,58 +807,68 @@ static void cmd_shutdown(conn *c, resp_arg *argv, size_t argc) {
 
 /* ---- CASCADE.* ------------------------------------------------------------ */
 
-/* CASCADE.PUT key value [PREFIX] [PARENT key] [PRIORITY low|normal|high]
- *             [TTL ms] [NX|XX] */
-static void cmd_cput(conn *c, resp_arg *argv, size_t argc) {
-  if (!key_ok(c, &argv[1])) return;
-  cascade_put_opts o = {0};
-  for (size_t i = 3; i < argc; i++) {
+/* CASCADE.PUT's options, argv[i..argc): [PREFIX] [PARENT key]
+ * [PRIORITY low|normal|high] [TTL ms] [NX|XX].  0, or -1 (replied). */
+static int put_opts(conn *c, resp_arg *argv, size_t i, size_t argc,
+                    cascade_put_opts *o) {
+  memset(o, 0, sizeof *o);
+  for (; i < argc; i++) {
     resp_arg *a = &argv[i];
     if (aeq(a, "PREFIX")) {
-      o.flags |= CASCADE_PUT_PREFIX;
+      o->flags |= CASCADE_PUT_PREFIX;
     } else if (aeq(a, "NX")) {
-      o.flags |= CASCADE_PUT_NX;
+      o->flags |= CASCADE_PUT_NX;
     } else if (aeq(a, "XX")) {
-      o.flags |= CASCADE_PUT_XX;
+      o->flags |= CASCADE_PUT_XX;
     } else if (aeq(a, "PARENT") && i + 1 < argc) {
-      if (!key_ok(c, &argv[i + 1])) return;
-      o.parent = argv[i + 1].p;
-      o.parent_len = argv[i + 1].len;
+      if (!key_ok(c, &argv[i + 1])) return -1;
+      o->parent = argv[i + 1].p;
+      o->parent_len = argv[i + 1].len;
       i++;
     } else if (aeq(a, "PRIORITY") && i + 1 < argc) {
       resp_arg *v = &argv[++i];
       if (aeq(v, "low"))
-        o.priority = CASCADE_PRIO_LOW;
+        o->priority = CASCADE_PRIO_LOW;
       else if (aeq(v, "normal"))
-        o.priority = CASCADE_PRIO_NORMAL;
+        o->priority = CASCADE_PRIO_NORMAL;
       else if (aeq(v, "high"))
-        o.priority = CASCADE_PRIO_HIGH;
+        o->priority = CASCADE_PRIO_HIGH;
       else {
         reply_error(c, "ERR PRIORITY must be low, normal or high");
-        return;
+        return -1;
       }
     } else if (aeq(a, "TTL") && i + 1 < argc) {
       long long ms = expiry_ms(c, a, &argv[i + 1], "cascade.put");
-      if (ms < 0) return;
-      o.ttl_ms = (uint64_t)ms;
+      if (ms < 0) return -1;
+      o->ttl_ms = (uint64_t)ms;
       i++;
     } else {
       err_syntax(c);
-      return;
+      return -1;
     }
   }
-  if ((o.flags & CASCADE_PUT_NX) && (o.flags & CASCADE_PUT_XX)) {
+  if ((o->flags & CASCADE_PUT_NX) && (o->flags & CASCADE_PUT_XX)) {
     err_syntax(c);
-    return;
+    return -1;
   }
-  int rc = cascade_put(g_srv.store, c->ns, argv[1].p, argv[1].len, argv[2].p,
-                       argv[2].len, &o);
-  if (rc == -EEXIST || rc == -ENOENT)
+  return 0;
+}
+
+static void put_reply(conn *c, int rc) {
+  if (rc == -EEXIST || rc == -ENOENT) /* NX / XX: not stored */
     reply_null(c);
   else if (rc < 0)
     err_store(c, rc);
   else
     reply_simple(c, "OK");
+}
+
+/* CASCADE.PUT key value [options] */
+static void cmd_cput(conn *c, resp_arg *argv, size_t argc) {
+  cascade_put_opts o;
+  if (!key_ok(c, &argv[1]) || put_opts(c, argv, 3, argc, &o) != 0) return;
+  put_reply(c, cascade_put(g_srv.store, c->ns, argv[1].p, argv[1].len,
+                           argv[2].p, argv[2].len, &o));
 }
 
 static void cmd_cmatch(conn *c, resp_arg *argv, size_t argc) {
@@ -960,12 +972,225 @@ static void cmd_cstats(conn *c, resp_arg *argv, size_t argc) {
   free(t);
 }
 
+/* ---- the shared-memory path ------------------------------------------------
+ *
+ * For clients on the same node, over the Unix socket only (a descriptor
+ * cannot cross TCP):
+ *   CASCADE.SHM                  -> [arena bytes]; the arena's descriptor
+ *                                   comes with the reply (SCM_RIGHTS), to be
+ *                                   mapped read-only
+ *   CASCADE.LEASE key...         -> per key nil, or [offset, length, id]:
+ *                                   the value is at offset in the arena and
+ *                                   stays there until CASCADE.RELEASE id
+ *                                   (or the connection closes)
+ *   CASCADE.RELEASE id...        -> the number of leases released
+ *   CASCADE.STAGE bytes          -> [bytes]; a fresh staging area (memfd)
+ *                                   comes with the reply, to be mapped
+ *                                   read-write
+ *   CASCADE.PUTSTAGED key offset length [CASCADE.PUT options]
+ *                                -> as CASCADE.PUT, the value read from the
+ *                                   staging area: the bytes never cross the
+ *                                   socket
+ * The client library is cascade_client_* (src/client/client.c). */
+
+#define MAX_LEASES 65536
+
+static int need_unix(conn *c) {
+  if (c->is_unix) return 1;
+  reply_error(c, "ERR the shared-memory path needs the Unix socket "
+                 "(cascaded --unixsocket PATH)");
+  return 0;
+}
+
+/* The arena's descriptor as clients get it: a read-only open of the same
+ * memory (through /proc), so that a client can map it but can neither
+ * write nor truncate it - a truncated arena would crash the daemon with
+ * SIGBUS. */
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+static int arena_ro = -1;
+
+static void arena_ro_open(void) {
+  int fd;
+  size_t size;
+  const void *base;
+  char path[64];
+  if (cascade_arena(g_srv.store, &fd, &size, &base) < 0) return;
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  arena_ro = open(path, O_RDONLY | O_CLOEXEC);
+  if (arena_ro < 0)
+    srv_log(LOG_WARNING, "cannot reopen the arena read-only (%s): %s; the "
+                         "shared-memory path is off", path, strerror(errno));
+}
+
+static void cmd_shm(conn *c, resp_arg *argv, size_t argc) {
+  (void)argv;
+  (void)argc;
+  if (!need_unix(c)) return;
+  int fd;
+  size_t size;
+  const void *base;
+  int rc = cascade_arena(g_srv.store, &fd, &size, &base);
+  if (rc < 0) {
+    err_store(c, rc);
+    return;
+  }
+  pthread_once(&arena_once, arena_ro_open);
+  if (arena_ro < 0) {
+    reply_error(c, "ERR the shared-memory path is not available (see the "
+                   "daemon's log)");
+    return;
+  }
+  if (c->send_fd >= 0 && c->send_fd_own) close(c->send_fd);
+  c->send_fd = arena_ro; /* shared by all clients: never closed */
+  c->send_fd_own = 0;
+  reply_array(c, 1);
+  reply_int(c, (int64_t)size);
+}
+
+static void cmd_lease(conn *c, resp_arg *argv, size_t argc) {
+  if (!need_unix(c)) return;
+  int fd;
+  size_t size;
+  const void *base;
+  int rc = cascade_arena(g_srv.store, &fd, &size, &base);
+  if (rc < 0) {
+    err_store(c, rc);
+    return;
+  }
+  if (c->nleases + (argc - 1) > MAX_LEASES) {
+    reply_error(c, "ERR too many leases on this connection (at most %d): "
+                   "release some first", MAX_LEASES);
+    return;
+  }
+  if (c->nleases + argc > c->cleases) {
+    size_t nc = c->cleases ? c->cleases : 16;
+    while (nc < c->nleases + argc) nc *= 2;
+    struct lease *nl = realloc(c->leases, nc * sizeof *nl);
+    if (!nl) {
+      err_store(c, -ENOMEM);
+      return;
+    }
+    c->leases = nl;
+    c->cleases = nc;
+  }
+  reply_array(c, (int64_t)argc - 1);
+  for (size_t i = 1; i < argc; i++) {
+    struct lease *l = &c->leases[c->nleases];
+    rc = argv[i].len == 0 || argv[i].len > CASCADE_MAX_KEY
+             ? -ENOENT
+             : cascade_get_view(g_srv.store, c->ns, argv[i].p, argv[i].len,
+                                &l->view);
+    count_hit(rc == 0);
+    if (rc < 0) {
+      reply_null(c);
+      continue;
+    }
+    l->id = ++c->next_lease;
+    c->nleases++;
+    reply_array(c, 3);
+    reply_int(c, (int64_t)((const char *)l->view.data - (const char *)base));
+    reply_int(c, (int64_t)l->view.len);
+    reply_int(c, (int64_t)l->id);
+  }
+}
+
+static void cmd_release(conn *c, resp_arg *argv, size_t argc) {
+  int64_t n = 0;
+  for (size_t i = 1; i < argc; i++) {
+    long long id;
+    if (arg_ll(&argv[i], &id) != 0) {
+      err_not_int(c);
+      return;
+    }
+    /* the newest leases are released first as a rule: search from the end */
+    for (size_t k = c->nleases; k-- > 0;)
+      if (c->leases[k].id == (uint64_t)id) {
+        cascade_view_release(g_srv.store, &c->leases[k].view);
+        c->leases[k] = c->leases[--c->nleases];
+        n++;
+        break;
+      }
+  }
+  reply_int(c, n);
+}
+
+static void stage_drop(conn *c) {
+  if (c->stage) munmap(c->stage, c->stage_len);
+  c->stage = NULL;
+  c->stage_len = 0;
+}
+
+static void cmd_stage(conn *c, resp_arg *argv, size_t argc) {
+  (void)argc;
+  if (!need_unix(c)) return;
+  long long n;
+  if (arg_ll(&argv[1], &n) != 0 || n <= 0) {
+    err_not_int(c);
+    return;
+  }
+  if ((uint64_t)n > g_srv.conf->max_bulk) {
+    reply_error(c, "ERR staging area larger than proto-max-bulk-len (%llu)",
+                (unsigned long long)g_srv.conf->max_bulk);
+    return;
+  }
+  /* sealed at its size: a client that truncated it would crash the
+   * daemon reading it (SIGBUS) */
+  int fd = memfd_create("cascade-stage", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  void *p = MAP_FAILED;
+  if (fd >= 0 && ftruncate(fd, (off_t)n) == 0 &&
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
+    p = mmap(NULL, (size_t)n, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    reply_error(c, "ERR cannot make a staging area of %lld bytes: %s", n,
+                strerror(e));
+    return;
+  }
+  stage_drop(c);
+  c->stage = p;
+  c->stage_len = (uint64_t)n;
+  if (c->send_fd >= 0 && c->send_fd_own) close(c->send_fd);
+  c->send_fd = fd; /* closed once passed: the mappings keep the memory */
+  c->send_fd_own = 1;
+  reply_array(c, 1);
+  reply_int(c, n);
+}
+
+static void cmd_putstaged(conn *c, resp_arg *argv, size_t argc) {
+  long long off, len;
+  if (!need_unix(c) || !key_ok(c, &argv[1])) return;
+  if (arg_ll(&argv[2], &off) != 0 || arg_ll(&argv[3], &len) != 0) {
+    err_not_int(c);
+    return;
+  }
+  if (!c->stage) {
+    reply_error(c, "ERR no staging area: CASCADE.STAGE first");
+    return;
+  }
+  if (off < 0 || len < 0 || (uint64_t)off > c->stage_len ||
+      (uint64_t)len > c->stage_len - (uint64_t)off) {
+    reply_error(c, "ERR offset/length outside the staging area (%llu bytes)",
+                (unsigned long long)c->stage_len);
+    return;
+  }
+  cascade_put_opts o;
+  if (put_opts(c, argv, 4, argc, &o) != 0) return;
+  put_reply(c, cascade_put(g_srv.store, c->ns, argv[1].p, argv[1].len,
+                           c->stage + off, (size_t)len, &o));
+}
+
 void cmd_conn_gone(conn *c) {
   for (size_t i = 0; i < c->npins; i++) {
     cascade_view_release(g_srv.store, &c->pins[i].view);
     free(c->pins[i].key);
   }
   c->npins = 0;
+  /* a client that crashed holding leases leaves no block pinned */
+  for (size_t i = 0; i < c->nleases; i++)
+    cascade_view_release(g_srv.store, &c->leases[i].view);
+  c->nleases = 0;
+  stage_drop(c);
 }
 
 /* ---- the table ------------------------------------------------------------ */
@@ -986,6 +1211,11 @@ static const command commands[] = {
     {"CASCADE.PIN", cmd_cpin, 2, 0, 1, 1, 1},
     {"CASCADE.UNPIN", cmd_cunpin, 2, 0, 1, 1, 1},
     {"CASCADE.STATS", cmd_cstats, 1, 0, 0, 0, 0},
+    {"CASCADE.LEASE", cmd_lease, -2, 0, 1, -1, 1},
+    {"CASCADE.RELEASE", cmd_release, -2, 0, 0, 0, 0},
+    {"CASCADE.PUTSTAGED", cmd_putstaged, -4, 0, 1, 1, 1},
+    {"CASCADE.STAGE", cmd_stage, 2, 0, 0, 0, 0},
+    {"CASCADE.SHM", cmd_shm, 1, 0, 0, 0, 0},
     {"PING", cmd_ping, -1, 0, 0, 0, 0},
     {"ECHO", cmd_echo, 2, 0, 0, 0, 0},
     {"EXPIRE", cmd_expire, -3, 0, 1, 1, 1},

@@ -247,7 +247,27 @@ static int out_send(conn *c) {
         n++;
       }
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    /* a descriptor to pass (CASCADE.SHM, CASCADE.STAGE) rides on these
+     * bytes, which hold its reply or precede it */
+    union {
+      char buf[CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } cm;
+    if (c->send_fd >= 0) {
+      memset(&cm, 0, sizeof cm);
+      mh.msg_control = cm.buf;
+      mh.msg_controllen = sizeof cm.buf;
+      struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+      h->cmsg_level = SOL_SOCKET;
+      h->cmsg_type = SCM_RIGHTS;
+      h->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(h), &c->send_fd, sizeof(int));
+    }
     ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+    if (w > 0 && c->send_fd >= 0) {
+      if (c->send_fd_own) close(c->send_fd);
+      c->send_fd = -1;
+    }
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 1;
@@ -277,9 +297,11 @@ static void conn_free(conn *c) {
     atomic_fetch_sub_explicit(&g_srv.nclients, 1, memory_order_relaxed);
   }
   out_clear(c);
+  if (c->send_fd >= 0 && c->send_fd_own) close(c->send_fd);
   resp_fini(&c->rp);
   free(c->ib);
   free(c->pins);
+  free(c->leases);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -441,6 +463,8 @@ static void conn_add(worker *w, int fd, int kind, int is_unix) {
   c->fd = fd;
   c->w = w;
   c->kind = kind;
+  c->is_unix = is_unix;
+  c->send_fd = -1;
   c->id = atomic_fetch_add_explicit(&g_srv.next_id, 1, memory_order_relaxed);
   c->last_ms = c->created_ms = now_ms();
   c->ns = conf_auth_required(g_srv.conf) ? NULL : "default";

@@ -142,7 +142,23 @@ typedef struct conn {
   /* CASCADE.PIN: views this connection holds */
   pinned *pins;
   size_t npins, cpins;
+  /* the shared-memory path (Unix socket only) */
+  int is_unix;
+  int send_fd;      /* a descriptor to pass with the next bytes sent, or -1 */
+  int send_fd_own;  /* close send_fd once passed */
+  struct lease *leases; /* CASCADE.LEASE: views held, by lease id */
+  size_t nleases, cleases;
+  uint64_t next_lease;
+  uint8_t *stage;   /* CASCADE.STAGE: the staging area, mapped */
+  uint64_t stage_len;
 } conn;
+
+/* A block lent to a local client: it reads the bytes from its own mapping
+ * of the arena while the view keeps the block pinned. */
+struct lease {
+  uint64_t id;
+  cascade_view view;
+};
 
 enum { CONN_CLIENT = 1, CONN_METRICS = 2 };
 

@@ -1,0 +1,366 @@
+/*
+ * test_client.c - cascade_client_*, the zero-copy path to a local cascaded:
+ * a real daemon (the cascaded binary of this build, from $CASCADED) is
+ * started on a Unix socket in a fresh directory, and the client library
+ * talks to it.  Checks: values of every size read in place byte-exact,
+ * misses, batches, a lease keeps its bytes while the key is overwritten
+ * and deleted, leases of a client that dies without releasing are freed by
+ * the daemon, puts with options (NX, TTL, parent), passwords and
+ * namespaces.  Skipped (77) without the daemon binary.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cascade.h"
+#include "testutil.h"
+
+static char dir[64];
+static char sock[128];
+static pid_t daemon_pid = -1;
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Start cascaded with extra flags (NULL-terminated); wait until its socket
+ * accepts. */
+static void daemon_start(const char *first, ...) {
+  const char *bin = getenv("CASCADED");
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = bin;
+  argv[n++] = "--port";
+  argv[n++] = "0";
+  argv[n++] = "--unixsocket";
+  argv[n++] = sock;
+  argv[n++] = "--dram";
+  argv[n++] = "64m";
+  argv[n++] = "--loglevel";
+  argv[n++] = "warning";
+  va_list ap;
+  va_start(ap, first);
+  for (const char *a = first; a && n < 31; a = va_arg(ap, const char *))
+    argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  daemon_pid = fork();
+  assert_true(daemon_pid >= 0);
+  if (daemon_pid == 0) {
+    /* dies with the test, even when an assertion aborts it; its output
+     * goes to a file, so ctest does not wait on an inherited pipe */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    char log[160];
+    snprintf(log, sizeof log, "%s/cascaded.log", dir);
+    int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (lfd >= 0) {
+      dup2(lfd, STDOUT_FILENO);
+      dup2(lfd, STDERR_FILENO);
+      close(lfd);
+    }
+    execv(bin, (char *const *)argv);
+    _exit(127);
+  }
+  for (int i = 0; i < 500; i++) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, sock);
+    int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    if (ok) return;
+    sleep_ms(10);
+  }
+  fail_msg("cascaded did not start");
+}
+
+static void daemon_stop(void) {
+  if (daemon_pid <= 0) return;
+  kill(daemon_pid, SIGTERM);
+  int st = 0;
+  assert_int_equal(waitpid(daemon_pid, &st, 0), daemon_pid);
+  daemon_pid = -1;
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* One inline command over a raw socket; the reply's first line + body
+ * (enough for an integer or INFO) into buf. */
+static void raw_cmd(const char *cmd, char *buf, size_t cap) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  strcpy(sa.sun_path, sock);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_true(write(fd, cmd, strlen(cmd)) == (ssize_t)strlen(cmd));
+  size_t got = 0;
+  for (int i = 0; i < 100 && got < cap - 1; i++) {
+    ssize_t r = read(fd, buf + got, cap - 1 - got);
+    if (r <= 0) break;
+    got += (size_t)r;
+    buf[got] = 0;
+    if (strstr(buf, "\r\n") && (buf[0] != '$' || strstr(buf, "\r\n\r\n") ||
+                                got > 64))
+      break;
+  }
+  buf[got] = 0;
+  close(fd);
+}
+
+/* views_held from INFO stats: the blocks the daemon has pinned. */
+static long views_held(void) {
+  char buf[8192];
+  raw_cmd("INFO stats\r\n", buf, sizeof buf);
+  const char *p = strstr(buf, "views_held:");
+  assert_non_null(p);
+  return strtol(p + 11, NULL, 10);
+}
+
+static int setup(void **state) {
+  (void)state;
+  if (!getenv("CASCADED") || access(getenv("CASCADED"), X_OK) != 0) {
+    fprintf(stderr, "no cascaded binary ($CASCADED): skipped\n");
+    exit(77);
+  }
+  strcpy(dir, "/tmp/cascade-client-XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  snprintf(sock, sizeof sock, "%s/cascaded.sock", dir);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  if (daemon_pid > 0) {
+    kill(daemon_pid, SIGKILL);
+    waitpid(daemon_pid, NULL, 0);
+  }
+  char log[160];
+  snprintf(log, sizeof log, "%s/cascaded.log", dir);
+  FILE *f = fopen(log, "r"); /* the daemon's log, for a failure's reader */
+  if (f) {
+    char line[512];
+    while (fgets(line, sizeof line, f)) fprintf(stderr, "cascaded: %s", line);
+    fclose(f);
+  }
+  unlink(log);
+  unlink(sock);
+  rmdir(dir);
+  return 0;
+}
+
+static void test_sizes_in_place(void **state) {
+  (void)state;
+  daemon_start(NULL);
+  cascade_client *cl = NULL;
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &cl), 0);
+  static const size_t sizes[] = {0, 1, 100, 4096, 65537, 1 << 20, 16 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    uint8_t *v = malloc(n ? n : 1);
+    tu_fill(v, n, 100 + i);
+    char key[32];
+    snprintf(key, sizeof key, "size-%zu", n);
+    assert_int_equal(cascade_client_put(cl, key, strlen(key), v, n, NULL), 0);
+    cascade_lease l;
+    assert_int_equal(cascade_client_get(cl, key, strlen(key), &l), 0);
+    assert_int_equal(l.len, n);
+    if (n) assert_memory_equal(l.data, v, n);
+    cascade_client_release(cl, &l);
+    assert_null(l.data);
+    free(v);
+  }
+  cascade_lease l;
+  assert_int_equal(cascade_client_get(cl, "nope", 4, &l), -ENOENT);
+  assert_null(l.data);
+  assert_int_equal(cascade_client_get(cl, "", 0, &l), -EINVAL);
+  cascade_client_close(cl);
+  daemon_stop();
+}
+
+static void test_batch_and_lease_outlives_overwrite(void **state) {
+  (void)state;
+  daemon_start(NULL);
+  cascade_client *a = NULL, *b = NULL;
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &a), 0);
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &b), 0);
+  uint8_t v1[70000], v2[70000];
+  tu_fill(v1, sizeof v1, 1);
+  tu_fill(v2, sizeof v2, 2);
+  assert_int_equal(cascade_client_put(a, "k1", 2, v1, sizeof v1, NULL), 0);
+  assert_int_equal(cascade_client_put(a, "k3", 2, v2, sizeof v2, NULL), 0);
+  cascade_key keys[3] = {{"k1", 2}, {"k2", 2}, {"k3", 2}};
+  cascade_lease ls[3];
+  assert_int_equal(cascade_client_get_batch(a, keys, 3, ls), 2);
+  assert_non_null(ls[0].data);
+  assert_null(ls[1].data);
+  assert_memory_equal(ls[2].data, v2, sizeof v2);
+  /* b overwrites and deletes k1: a's lease still reads the old bytes */
+  assert_int_equal(cascade_client_put(b, "k1", 2, v2, sizeof v2, NULL), 0);
+  cascade_lease nl;
+  assert_int_equal(cascade_client_get(b, "k1", 2, &nl), 0);
+  assert_memory_equal(nl.data, v2, sizeof v2);
+  cascade_client_release(b, &nl);
+  assert_memory_equal(ls[0].data, v1, sizeof v1);
+  /* b's release is queued until its next call */
+  assert_int_equal(views_held(), 3);
+  assert_int_equal(cascade_client_get(b, "zz", 2, &nl), -ENOENT);
+  assert_int_equal(views_held(), 2);
+  cascade_client_release(a, &ls[0]);
+  cascade_client_release(a, &ls[2]);
+  /* releases travel with the next call */
+  assert_int_equal(cascade_client_get(a, "k2", 2, &nl), -ENOENT);
+  assert_int_equal(views_held(), 0);
+  cascade_client_close(a);
+  cascade_client_close(b);
+  daemon_stop();
+}
+
+/* A client that dies holding leases leaves nothing pinned. */
+static void test_crashed_client_releases(void **state) {
+  (void)state;
+  daemon_start(NULL);
+  cascade_client *cl = NULL;
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &cl), 0);
+  uint8_t v[4096];
+  tu_fill(v, sizeof v, 5);
+  assert_int_equal(cascade_client_put(cl, "held", 4, v, sizeof v, NULL), 0);
+  pid_t p = fork();
+  assert_true(p >= 0);
+  if (p == 0) {
+    cascade_client *c2 = NULL;
+    cascade_lease l[3];
+    if (cascade_client_connect(sock, NULL, NULL, &c2) != 0) _exit(2);
+    for (int i = 0; i < 3; i++)
+      if (cascade_client_get(c2, "held", 4, &l[i]) != 0) _exit(3);
+    kill(getpid(), SIGKILL); /* no release, no close */
+    _exit(4);
+  }
+  int st;
+  assert_int_equal(waitpid(p, &st, 0), p);
+  assert_true(WIFSIGNALED(st));
+  long held = -1;
+  for (int i = 0; i < 200 && held != 0; i++) {
+    held = views_held();
+    if (held) sleep_ms(10);
+  }
+  assert_int_equal(held, 0);
+  cascade_lease l;
+  assert_int_equal(cascade_client_get(cl, "held", 4, &l), 0);
+  assert_memory_equal(l.data, v, sizeof v);
+  cascade_client_release(cl, &l);
+  cascade_client_close(cl);
+  daemon_stop();
+}
+
+static void test_put_options(void **state) {
+  (void)state;
+  daemon_start(NULL);
+  cascade_client *cl = NULL;
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &cl), 0);
+  uint8_t v[100];
+  tu_fill(v, sizeof v, 9);
+  cascade_put_opts o = {0};
+  o.flags = CASCADE_PUT_NX;
+  assert_int_equal(cascade_client_put(cl, "nx", 2, v, sizeof v, &o), 0);
+  assert_int_equal(cascade_client_put(cl, "nx", 2, v, 10, &o), -EEXIST);
+  o.flags = CASCADE_PUT_XX;
+  assert_int_equal(cascade_client_put(cl, "absent", 6, v, 10, &o), -ENOENT);
+  cascade_lease l;
+  assert_int_equal(cascade_client_get(cl, "nx", 2, &l), 0);
+  assert_int_equal(l.len, sizeof v); /* the NX put changed nothing */
+  cascade_client_release(cl, &l);
+  memset(&o, 0, sizeof o);
+  o.ttl_ms = 100;
+  o.parent = "nx";
+  o.parent_len = 2;
+  o.priority = CASCADE_PRIO_HIGH;
+  assert_int_equal(cascade_client_put(cl, "ttl", 3, v, sizeof v, &o), 0);
+  assert_int_equal(cascade_client_get(cl, "ttl", 3, &l), 0);
+  cascade_client_release(cl, &l);
+  sleep_ms(250);
+  assert_int_equal(cascade_client_get(cl, "ttl", 3, &l), -ENOENT);
+  o.flags = CASCADE_PUT_KEEPTTL;
+  assert_int_equal(cascade_client_put(cl, "k", 1, v, 1, &o), -EINVAL);
+  /* a value larger than the daemon's DRAM: its error, the connection
+   * stays usable */
+  size_t big = 80u << 20;
+  uint8_t *bv = calloc(1, big);
+  assert_non_null(bv);
+  assert_int_equal(cascade_client_put(cl, "big", 3, bv, big, NULL), -EFBIG);
+  free(bv);
+  assert_true(strlen(cascade_client_error(cl)) > 0);
+  assert_int_equal(cascade_client_get(cl, "nx", 2, &l), 0);
+  cascade_client_release(cl, &l);
+  cascade_client_close(cl);
+  daemon_stop();
+}
+
+static void test_auth_namespaces(void **state) {
+  (void)state;
+  daemon_start("--requirepass", "pw", "--namespace", "a", "pa", NULL);
+  cascade_client *cl = NULL, *ca = NULL, *cd = NULL;
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &cl), -EACCES);
+  assert_null(cl);
+  assert_int_equal(cascade_client_connect(sock, "a", "wrong", &cl), -EACCES);
+  assert_int_equal(cascade_client_connect(sock, NULL, "pa", &cl), -EACCES);
+  assert_int_equal(cascade_client_connect(sock, "a", "pa", &ca), 0);
+  assert_int_equal(cascade_client_connect(sock, NULL, "pw", &cd), 0);
+  assert_int_equal(cascade_client_put(ca, "k", 1, "in-a", 4, NULL), 0);
+  assert_int_equal(cascade_client_put(cd, "k", 1, "in-default", 10, NULL), 0);
+  cascade_lease l;
+  assert_int_equal(cascade_client_get(ca, "k", 1, &l), 0);
+  assert_int_equal(l.len, 4);
+  assert_memory_equal(l.data, "in-a", 4);
+  cascade_client_release(ca, &l);
+  assert_int_equal(cascade_client_get(cd, "k", 1, &l), 0);
+  assert_int_equal(l.len, 10);
+  cascade_client_release(cd, &l);
+  cascade_client_close(ca);
+  cascade_client_close(cd);
+  daemon_stop();
+}
+
+static void test_bad_arguments(void **state) {
+  (void)state;
+  cascade_client *cl = NULL;
+  assert_int_equal(cascade_client_connect(NULL, NULL, NULL, &cl), -EINVAL);
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, NULL), -EINVAL);
+  char longp[200];
+  memset(longp, 'p', sizeof longp - 1);
+  longp[sizeof longp - 1] = 0;
+  assert_int_equal(cascade_client_connect(longp, NULL, NULL, &cl),
+                   -ENAMETOOLONG);
+  /* nobody listening */
+  assert_true(cascade_client_connect("/nonexistent/sock", NULL, NULL, &cl) <
+              0);
+  assert_null(cl);
+  cascade_client_close(NULL);
+  cascade_client_release(NULL, NULL);
+  assert_string_equal(cascade_client_error(NULL), "");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sizes_in_place),
+      cmocka_unit_test(test_batch_and_lease_outlives_overwrite),
+      cmocka_unit_test(test_crashed_client_releases),
+      cmocka_unit_test(test_put_options),
+      cmocka_unit_test(test_auth_namespaces),
+      cmocka_unit_test(test_bad_arguments),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
