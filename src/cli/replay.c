@@ -667,6 +667,10 @@ static void json_result(const struct rep *p, const char *mode,
   cli_json_num(stdout, r->seconds);
   printf(",\"requests_per_s\":");
   cli_json_num(stdout, r->seconds > 0 ? (double)r->requests / r->seconds : 0);
+  printf(",\"read_seconds\":");
+  cli_json_num(stdout, r->read_seconds);
+  printf(",\"put_seconds\":");
+  cli_json_num(stdout, r->put_seconds);
   printf("}\n");
 }
 
@@ -707,6 +711,18 @@ static void print_result(const struct rep *p, const rep_result *r) {
            pct(ratio(r->tokens_saved, r->tokens_in), c, sizeof c));
   kv(t, "bytes stored", cli_fmt_size(r->bytes_put, b, sizeof b),
      "prefill tokens saved", d);
+  if (!p->dry) {
+    /* bytes over the time spent in the store's calls (block generation
+     * and checking excluded); reads cover every tier the hits came from */
+    uint64_t rd = 0;
+    for (int k = 0; k < 4; k++) rd += r->tier_bytes[k];
+    snprintf(a, sizeof a, "%.2f GB/s",
+             r->read_seconds > 0 ? (double)rd / r->read_seconds / 1e9 : 0);
+    snprintf(b, sizeof b, "%.2f GB/s",
+             r->put_seconds > 0 ? (double)r->bytes_put / r->put_seconds / 1e9
+                                : 0);
+    kv(t, "read (get_batch)", a, "write (put_batch)", b);
+  }
   if (r->lost)
     kv(t, "matched, gone at read", cli_fmt_count(r->lost, a, sizeof a), "",
        "");

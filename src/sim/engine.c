@@ -134,7 +134,9 @@ int rep_engine_run(cascade *c, const sim_trace *t, const rep_engine_opts *o,
         gi[i] = (cascade_get_item){keys[start + i].key, 8, buf + i * B, B, 0,
                                    0};
       }
+      double tg = mono_s();
       int g = cascade_get_batch(c, ns, gi, cnt);
+      res->read_seconds += mono_s() - tg;
       if (g < 0) {
         rc = g;
         goto out;
@@ -177,7 +179,9 @@ int rep_engine_run(cascade *c, const sim_trace *t, const rep_engine_opts *o,
         if (o->prefix_flag && j < q->nprefix) po[i].flags = CASCADE_PUT_PREFIX;
         pi[i] = (cascade_put_item){keys[j].key, 8, buf + i * B, B, &po[i], 0};
       }
+      double tp = mono_s();
       int p = cascade_put_batch(c, ns, pi, cnt);
+      res->put_seconds += mono_s() - tp;
       if (p < 0) {
         rc = p;
         goto out;

@@ -59,6 +59,8 @@ typedef struct rep_result {
   uint64_t read_errors;             /* engine: reads that failed/mismatched */
   uint64_t lost;                    /* engine: matched, gone when read */
   double seconds;
+  double read_seconds; /* engine: in cascade_get_batch (the hits' bytes) */
+  double put_seconds;  /* engine: in cascade_put_batch */
 } rep_result;
 
 /* Progress callback: done of total requests. */
