@@ -403,7 +403,8 @@ static int conn_flush(conn *c) {
   if (c->dead) return -1;
   int r = out_send(c);
   if (r < 0) return -1;
-  if (r == 0 && c->obytes <= OUT_PAUSE && c->ilen > 0 && !c->closing) {
+  if (r == 0 && c->kind == CONN_CLIENT && c->obytes <= OUT_PAUSE &&
+      c->ilen > 0 && !c->closing) {
     /* back-pressure lifted: run the commands that waited */
     conn_process(c);
     if (c->dead) return -1;
@@ -467,7 +468,9 @@ static void conn_add(worker *w, int fd, int kind, int is_unix) {
   c->send_fd = -1;
   c->id = atomic_fetch_add_explicit(&g_srv.next_id, 1, memory_order_relaxed);
   c->last_ms = c->created_ms = now_ms();
-  c->ns = conf_auth_required(g_srv.conf) ? NULL : "default";
+  /* the metrics endpoint speaks HTTP only: never a namespace */
+  c->ns = kind != CONN_CLIENT || conf_auth_required(g_srv.conf) ? NULL
+                                                                : "default";
   addr_of(fd, is_unix, c->addr, sizeof c->addr);
   resp_init(&c->rp);
   c->rp.max_bulk = g_srv.conf->max_bulk;
