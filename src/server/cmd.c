@@ -161,19 +161,23 @@ static int do_auth(conn *c, const resp_arg *user, const resp_arg *pass) {
                      "disabled.");
     return 0;
   }
+  const char *ns = NULL;
   if (!user || aeq(user, "default")) {
-    if (cf->requirepass && secret_eq(cf->requirepass, pass)) {
-      c->ns = "default";
-      return 1;
-    }
+    if (cf->requirepass && secret_eq(cf->requirepass, pass)) ns = "default";
   } else {
-    for (int i = 0; i < cf->nns; i++)
+    for (int i = 0; i < cf->nns && !ns; i++)
       if (user->len == strlen(cf->ns[i].name) &&
           memcmp(user->p, cf->ns[i].name, user->len) == 0 &&
-          secret_eq(cf->ns[i].pass, pass)) {
-        c->ns = cf->ns[i].name;
-        return 1;
-      }
+          secret_eq(cf->ns[i].pass, pass))
+        ns = cf->ns[i].name;
+  }
+  if (ns) {
+    c->ns = ns;
+    /* the limits of an authenticated client (net.c keeps those of one
+     * that is not small) */
+    c->rp.max_bulk = cf->max_bulk;
+    c->rp.max_args = RESP_MAX_ARGS_DEFAULT;
+    return 1;
   }
   srv_log(LOG_VERBOSE, "client id=%llu addr=%s: AUTH failed",
           (unsigned long long)c->id, c->addr);
@@ -189,6 +193,17 @@ static void cmd_auth(conn *c, resp_arg *argv, size_t argc) {
   }
   if (do_auth(c, argc == 3 ? &argv[1] : NULL, &argv[argc - 1]))
     reply_simple(c, "OK");
+}
+
+/* Client names: printable, no spaces (Redis's rule). */
+static int name_ok(conn *c, const resp_arg *a) {
+  for (size_t i = 0; i < a->len; i++)
+    if (a->p[i] <= ' ' || a->p[i] > '~') {
+      reply_error(c, "ERR Client names cannot contain spaces, newlines or "
+                     "special characters.");
+      return 0;
+    }
+  return 1;
 }
 
 static void cmd_hello(conn *c, resp_arg *argv, size_t argc) {
@@ -210,6 +225,7 @@ static void cmd_hello(conn *c, resp_arg *argv, size_t argc) {
       if (!do_auth(c, &argv[i + 1], &argv[i + 2])) return;
       i += 2;
     } else if (aeq(&argv[i], "SETNAME") && i + 1 < argc) {
+      if (!name_ok(c, &argv[i + 1])) return;
       size_t n = argv[i + 1].len < SRV_NAME_MAX ? argv[i + 1].len
                                                 : SRV_NAME_MAX;
       memcpy(c->name, argv[i + 1].p, n);
@@ -268,12 +284,7 @@ static void cmd_quit(conn *c, resp_arg *argv, size_t argc) {
 static void cmd_client(conn *c, resp_arg *argv, size_t argc) {
   resp_arg *sub = &argv[1];
   if (aeq(sub, "SETNAME") && argc == 3) {
-    for (size_t i = 0; i < argv[2].len; i++)
-      if (argv[2].p[i] <= ' ' || argv[2].p[i] > '~') {
-        reply_error(c, "ERR Client names cannot contain spaces, newlines or "
-                       "special characters.");
-        return;
-      }
+    if (!name_ok(c, &argv[2])) return;
     size_t n = argv[2].len < SRV_NAME_MAX ? argv[2].len : SRV_NAME_MAX;
     memcpy(c->name, argv[2].p, n);
     c->name[n] = 0;
@@ -350,12 +361,13 @@ static long long expiry_ms(conn *c, const resp_arg *opt, const resp_arg *val,
   }
   long long now = (long long)time(NULL) * 1000;
   long long ms;
+  /* an overflow is an expiry too far away: refused below */
   if (aeq(opt, "EX"))
-    ms = v > LLONG_MAX / 1000 ? -1 : v * 1000;
+    ms = v > LLONG_MAX / 1000 ? LLONG_MAX : v * 1000;
   else if (aeq(opt, "PX") || aeq(opt, "TTL"))
     ms = v;
   else if (aeq(opt, "EXAT"))
-    ms = v > LLONG_MAX / 1000 ? -1 : v * 1000 - now;
+    ms = v > LLONG_MAX / 1000 ? LLONG_MAX : v * 1000 - now;
   else /* PXAT */
     ms = v - now;
   if (v <= 0 || ms > (1LL << 50)) {
@@ -430,8 +442,16 @@ static void cmd_mset(conn *c, resp_arg *argv, size_t argc) {
     return;
   }
   size_t n = (argc - 1) / 2;
-  for (size_t i = 0; i < n; i++)
+  /* all or nothing, as Redis's MSET: what the store would refuse is
+   * refused before anything is stored (running out of room midway, with
+   * every block pinned, is the one case left that stores a part) */
+  for (size_t i = 0; i < n; i++) {
     if (!key_ok(c, &argv[1 + 2 * i])) return;
+    if (argv[2 + 2 * i].len > g_srv.value_max) {
+      err_store(c, -EFBIG);
+      return;
+    }
+  }
   cascade_put_item stack[32];
   cascade_put_item *it = n <= 32 ? stack : calloc(n, sizeof *it);
   if (!it) {
@@ -549,9 +569,14 @@ static void expire_generic(conn *c, resp_arg *argv, size_t argc, int unit_ms) {
       return;
     }
   }
-  if ((nx && (xx || gt || lt)) || (gt && lt)) {
+  if (nx && (xx || gt || lt)) {
     reply_error(c, "ERR NX and XX, GT or LT options at the same time are "
                    "not compatible");
+    return;
+  }
+  if (gt && lt) {
+    reply_error(c, "ERR GT and LT options at the same time are not "
+                   "compatible");
     return;
   }
   if (!key_ok(c, &argv[1])) return;
@@ -797,6 +822,11 @@ static void cmd_shutdown(conn *c, resp_arg *argv, size_t argc) {
       err_syntax(c);
       return;
     }
+  if (conf_auth_required(g_srv.conf) && strcmp(c->ns, "default") != 0) {
+    /* a tenant stops nobody else's cache */
+    reply_error(c, "ERR SHUTDOWN is only allowed in the default namespace");
+    return;
+  }
   srv_log(LOG_NOTICE, "SHUTDOWN asked by client id=%llu addr=%s",
           (unsigned long long)c->id, c->addr);
   /* the main thread does the orderly stop, as for SIGTERM; like Redis,
@@ -893,9 +923,12 @@ static void cmd_cmatch(conn *c, resp_arg *argv, size_t argc) {
     reply_int(c, r);
 }
 
+/* A pin of this connection on key in its current namespace (a connection
+ * may AUTH into another namespace while holding pins). */
 static pinned *pin_find(conn *c, const resp_arg *k) {
   for (size_t i = 0; i < c->npins; i++)
-    if (c->pins[i].klen == k->len && memcmp(c->pins[i].key, k->p, k->len) == 0)
+    if (c->pins[i].ns == c->ns && c->pins[i].klen == k->len &&
+        memcmp(c->pins[i].key, k->p, k->len) == 0)
       return &c->pins[i];
   return NULL;
 }
@@ -942,6 +975,7 @@ static void cmd_cpin(conn *c, resp_arg *argv, size_t argc) {
   }
   memcpy(p->key, argv[1].p, argv[1].len);
   p->klen = argv[1].len;
+  p->ns = c->ns;
   c->npins++;
   reply_int(c, 1);
 }

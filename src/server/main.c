@@ -61,14 +61,31 @@ static int log_open(const char *path) {
   return 0;
 }
 
+/* Go to the background.  The parent waits until the child says how its
+ * start-up went (ready_fd, see daemon_ready) and exits with that status, so
+ * `cascaded --daemonize` fails when the daemon could not start (a busy
+ * disk directory, say), as a script expects. */
+static int ready_fd = -1;
+
 static int daemonize(void) {
+  int pfd[2];
+  if (pipe(pfd) != 0) return -1;
   pid_t p = fork();
   if (p < 0) return -1;
-  if (p > 0) _exit(0);
+  if (p > 0) {
+    close(pfd[1]);
+    unsigned char st = 1;
+    ssize_t r;
+    do r = read(pfd[0], &st, 1);
+    while (r < 0 && errno == EINTR);
+    _exit(r == 1 ? st : 1); /* no word (the child died): a failure */
+  }
+  close(pfd[0]);
   if (setsid() < 0) return -1;
   p = fork(); /* never a session leader again: no controlling terminal */
   if (p < 0) return -1;
   if (p > 0) _exit(0);
+  ready_fd = pfd[1];
   int fd = open("/dev/null", O_RDWR);
   if (fd >= 0) {
     dup2(fd, STDIN_FILENO);
@@ -77,6 +94,16 @@ static int daemonize(void) {
     if (fd > STDERR_FILENO) close(fd);
   }
   return 0;
+}
+
+/* Tell the waiting parent of --daemonize how start-up went (0: ready). */
+static void daemon_ready(int status) {
+  if (ready_fd < 0) return;
+  unsigned char st = (unsigned char)status;
+  ssize_t r = write(ready_fd, &st, 1);
+  (void)r;
+  close(ready_fd);
+  ready_fd = -1;
 }
 
 static int write_pidfile(const char *path) {
@@ -143,6 +170,7 @@ int main(int argc, char **argv) {
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   if (sfd < 0) {
     srv_log(LOG_WARNING, "signalfd: %s", strerror(errno));
+    daemon_ready(1);
     return 1;
   }
   if (cf.pidfile && write_pidfile(cf.pidfile) != 0)
@@ -154,18 +182,25 @@ int main(int argc, char **argv) {
   if (r != 0) {
     char dir[4096] = "";
     cascade_config_get(cf.engine, "disk.dir", dir, sizeof dir);
-    srv_log(LOG_WARNING, "cannot open the store%s%s: %s",
-            dir[0] ? " (disk.dir " : "", dir[0] ? dir : "",
+    srv_log(LOG_WARNING, "cannot open the store%s%s%s: %s",
+            dir[0] ? " (disk.dir " : "", dir[0] ? dir : "", dir[0] ? ")" : "",
             cascade_strerror(r));
     if (dir[0]) srv_log(LOG_WARNING, "(another cascaded on that directory?)");
     net_close_listeners(s);
     if (cf.pidfile) unlink(cf.pidfile);
     conf_free(&cf);
+    daemon_ready(1);
     return 1;
   }
   struct cascade_stats st;
   memset(&st, 0, sizeof st);
   cascade_stats(s->store, &st);
+  /* the largest value a put can take: max_value, and no more than DRAM */
+  char mv[64] = "";
+  cascade_config_get(cf.engine, "max_value", mv, sizeof mv);
+  s->value_max = strtoull(mv, NULL, 10);
+  if (!s->value_max || s->value_max > st.tier[CASCADE_TIER_DRAM].capacity)
+    s->value_max = st.tier[CASCADE_TIER_DRAM].capacity;
   srv_log(LOG_NOTICE,
           "cascaded %s started, pid %ld: DRAM %llu MiB, policy %s%s%s, %d "
           "threads, %s",
@@ -184,9 +219,11 @@ int main(int argc, char **argv) {
     net_stop(s);
     cascade_close(s->store);
     conf_free(&cf);
+    daemon_ready(1);
     return 1;
   }
   srv_log(LOG_NOTICE, "ready to accept connections");
+  daemon_ready(0);
 
   for (;;) {
     struct signalfd_siginfo si;

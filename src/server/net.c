@@ -65,6 +65,9 @@
 #define VIEW_MIN (16 * 1024)        /* values at least this large: zero-copy */
 #define OUT_PAUSE (4 * 1024 * 1024) /* back-pressure threshold */
 #define IOV_BATCH 64
+#define UNAUTH_BULK (16 * 1024) /* before AUTH: longest bulk */
+#define UNAUTH_ARGS 10          /* before AUTH: most arguments */
+#define METRICS_MAX 64          /* metrics connections at once */
 
 server g_srv;
 
@@ -295,6 +298,8 @@ static void conn_free(conn *c) {
   if (c->kind == CONN_CLIENT) {
     cmd_conn_gone(c);
     atomic_fetch_sub_explicit(&g_srv.nclients, 1, memory_order_relaxed);
+  } else {
+    atomic_fetch_sub_explicit(&g_srv.nmetrics, 1, memory_order_relaxed);
   }
   out_clear(c);
   if (c->send_fd >= 0 && c->send_fd_own) close(c->send_fd);
@@ -379,13 +384,12 @@ static int conn_read(conn *c) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       return -1;
     }
-    if (r == 0) { /* the client closed (or half-closed) its side */
-      if (c->ilen > 0)
-        srv_log(LOG_VERBOSE,
-                "client id=%llu addr=%s closed its side with %zu bytes of "
-                "an incomplete command",
-                (unsigned long long)c->id, c->addr, c->ilen);
-      return -1;
+    if (r == 0) {
+      /* the client closed (or half-closed) its side: the commands it sent
+       * before still run and get their replies, then the connection
+       * closes (conn_flush) */
+      c->eof = 1;
+      break;
     }
     c->ilen += (size_t)r;
     got += (size_t)r;
@@ -403,17 +407,32 @@ static int conn_flush(conn *c) {
   if (c->dead) return -1;
   int r = out_send(c);
   if (r < 0) return -1;
-  if (r == 0 && c->kind == CONN_CLIENT && c->obytes <= OUT_PAUSE &&
-      c->ilen > 0 && !c->closing) {
-    /* back-pressure lifted: run the commands that waited */
+  /* back-pressure lifted: run the commands that waited, for as long as the
+   * socket takes the replies and commands are left (their input may all
+   * be here already: no EPOLLIN would come for it) */
+  while (r == 0 && c->kind == CONN_CLIENT && c->obytes <= OUT_PAUSE &&
+         c->ilen > 0 && !c->closing) {
+    size_t before = c->ilen;
     conn_process(c);
     if (c->dead) return -1;
     r = out_send(c);
     if (r < 0) return -1;
+    if (c->ilen == before) break; /* only a partial command left */
+  }
+  /* the peer has half-closed and everything it sent is answered (a partial
+   * command left can never complete) */
+  if (r == 0 && c->eof && (c->obytes <= OUT_PAUSE || c->closing)) {
+    if (c->ilen > 0)
+      srv_log(LOG_VERBOSE,
+              "client id=%llu addr=%s closed its side with %zu bytes of an "
+              "incomplete command",
+              (unsigned long long)c->id, c->addr, c->ilen);
+    return -1;
   }
   if (r == 0 && c->closing) return -1;
   struct epoll_event ev = {.events = 0, .data.ptr = c};
-  if (c->obytes <= OUT_PAUSE && !c->closing) ev.events |= EPOLLIN;
+  /* no EPOLLIN at EOF: a readable EOF would wake the loop forever */
+  if (c->obytes <= OUT_PAUSE && !c->closing && !c->eof) ev.events |= EPOLLIN;
   if (r == 1) ev.events |= EPOLLOUT;
   epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
   c->want_out = r == 1;
@@ -474,6 +493,14 @@ static void conn_add(worker *w, int fd, int kind, int is_unix) {
   addr_of(fd, is_unix, c->addr, sizeof c->addr);
   resp_init(&c->rp);
   c->rp.max_bulk = g_srv.conf->max_bulk;
+  if (!c->ns) {
+    /* before AUTH, small commands only (as Redis since CVE-2021-32675):
+     * an unauthenticated client cannot make the daemon buffer 512 MiB */
+    c->rp.max_bulk = UNAUTH_BULK;
+    c->rp.max_args = UNAUTH_ARGS;
+  }
+  if (kind == CONN_METRICS)
+    atomic_fetch_add_explicit(&g_srv.nmetrics, 1, memory_order_relaxed);
   c->next = w->conns;
   if (w->conns) w->conns->prev = c;
   w->conns = c;
@@ -539,6 +566,9 @@ static void conn_accept(worker *w, int lfd, int kind, int is_unix) {
         continue;
       }
       atomic_fetch_add_explicit(&g_srv.conns_total, 1, memory_order_relaxed);
+    } else if (atomic_load(&g_srv.nmetrics) >= METRICS_MAX) {
+      close(fd); /* a scraper needs one; a flood gets none */
+      continue;
     }
     uint64_t rr =
         atomic_fetch_add_explicit(&g_srv.next_worker, 1, memory_order_relaxed);
@@ -622,9 +652,12 @@ static void idle_check(worker *w, uint64_t now) {
       c->icap = 0;
       /* the parser's argument arrays too (a command of a million
        * arguments grew them) */
+      uint64_t mb = c->rp.max_bulk;
+      uint32_t ma = c->rp.max_args;
       resp_fini(&c->rp);
       resp_init(&c->rp);
-      c->rp.max_bulk = g_srv.conf->max_bulk;
+      c->rp.max_bulk = mb;
+      c->rp.max_args = ma;
     }
     uint64_t limit = c->kind == CONN_METRICS ? 10000 : (uint64_t)t * 1000;
     if (limit && now - c->last_ms > limit) {
@@ -733,6 +766,19 @@ static int listen_unix(const char *path, unsigned perm) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sa.sun_path) return -1;
   strcpy(sa.sun_path, path);
+  /* a socket file someone answers on belongs to a running daemon: never
+   * take it over (unlinking it would cut that daemon off); one nobody
+   * answers on is left over from an earlier run */
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe >= 0) {
+    int live = connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(probe);
+    if (live) {
+      srv_log(LOG_WARNING,
+              "unix socket %s is in use (another cascaded running?)", path);
+      return -2;
+    }
+  }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   unlink(path); /* a stale socket of an earlier run */
@@ -761,7 +807,7 @@ int net_listen(server *s) {
     }
   if (cf->unixsocket) {
     int fd = listen_unix(cf->unixsocket, cf->unixperm);
-    if (fd < 0) return -1;
+    if (fd < 0) return -1; /* unixfd stays -1: the path is not ours */
     s->unixfd = s->nlfd;
     s->lfd[s->nlfd++] = fd;
     srv_log(LOG_NOTICE, "listening on unix socket %s", cf->unixsocket);

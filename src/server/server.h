@@ -112,6 +112,7 @@ typedef struct oseg {
 struct worker;
 
 typedef struct pinned {
+  const char *ns; /* the namespace it was pinned in */
   char *key;
   size_t klen;
   cascade_view view;
@@ -136,6 +137,7 @@ typedef struct conn {
   int want_out;    /* EPOLLOUT registered */
   int closing;     /* close once the output is sent (QUIT, errors) */
   int dead;        /* close now */
+  int eof;         /* the peer closed its side: answer what came, close */
   uint64_t last_ms; /* last activity (monotonic ms) */
   uint64_t created_ms;
   uint64_t cmds;
@@ -195,6 +197,8 @@ typedef struct server {
   _Atomic uint64_t next_worker; /* round-robin of new connections */
   _Atomic uint64_t conns_total, conns_rejected, cmds_total, net_in, net_out;
   _Atomic uint64_t errors_total, keyspace_hits, keyspace_misses;
+  uint64_t value_max;  /* largest value the store takes (max_value, DRAM) */
+  _Atomic uint32_t nmetrics; /* metrics connections open */
   uint64_t start_ms;   /* monotonic */
   uint64_t start_unix; /* seconds */
   char exe[PATH_MAX];
