@@ -476,22 +476,26 @@ static void cmd_mset(conn *c, resp_arg *argv, size_t argc) {
   if (it != stack) free(it);
 }
 
-static void cmd_exists(conn *c, resp_arg *argv, size_t argc) {
+/* EXISTS and DEL: how many of the keys fn found (a key the store cannot
+ * hold is one it does not have). */
+static void count_keys(conn *c, resp_arg *argv, size_t argc,
+                       int (*fn)(cascade *, const char *, const void *,
+                                 size_t),
+                       int found) {
   int64_t n = 0;
   for (size_t i = 1; i < argc; i++)
     if (argv[i].len > 0 && argv[i].len <= CASCADE_MAX_KEY &&
-        cascade_exists(g_srv.store, c->ns, argv[i].p, argv[i].len) == 1)
+        fn(g_srv.store, c->ns, argv[i].p, argv[i].len) == found)
       n++;
   reply_int(c, n);
 }
 
+static void cmd_exists(conn *c, resp_arg *argv, size_t argc) {
+  count_keys(c, argv, argc, cascade_exists, 1);
+}
+
 static void cmd_del(conn *c, resp_arg *argv, size_t argc) {
-  int64_t n = 0;
-  for (size_t i = 1; i < argc; i++)
-    if (argv[i].len > 0 && argv[i].len <= CASCADE_MAX_KEY &&
-        cascade_delete(g_srv.store, c->ns, argv[i].p, argv[i].len) == 0)
-      n++;
-  reply_int(c, n);
+  count_keys(c, argv, argc, cascade_delete, 0);
 }
 
 static void cmd_strlen(conn *c, resp_arg *argv, size_t argc) {
@@ -763,6 +767,14 @@ static void cmd_config(conn *c, resp_arg *argv, size_t argc) {
 
 static const command *cmd_table(size_t *n);
 
+/* A command's name as Redis prints it (lower case). */
+static void lower_name(const char *name, char *out, size_t cap) {
+  size_t i = 0;
+  for (; name[i] && i + 1 < cap; i++)
+    out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+  out[i] = 0;
+}
+
 static void cmd_command(conn *c, resp_arg *argv, size_t argc) {
   size_t n;
   const command *t = cmd_table(&n);
@@ -800,11 +812,7 @@ static void cmd_command(conn *c, resp_arg *argv, size_t argc) {
       e = &t[k];
     }
     char lower[64];
-    size_t l = strlen(e->name);
-    for (size_t i = 0; i <= l && i < sizeof lower; i++)
-      lower[i] = (char)(e->name[i] >= 'A' && e->name[i] <= 'Z'
-                            ? e->name[i] + 32
-                            : e->name[i]);
+    lower_name(e->name, lower, sizeof lower);
     reply_array(c, 6);
     reply_bulk_str(c, lower);
     reply_int(c, e->arity);
@@ -1304,11 +1312,7 @@ void cmd_exec(conn *c, resp_arg *argv, size_t argc) {
   if ((e->arity > 0 && argc != (size_t)e->arity) ||
       (e->arity < 0 && argc < (size_t)-e->arity)) {
     char lower[64];
-    size_t l = strlen(e->name);
-    for (size_t i = 0; i <= l && i < sizeof lower; i++)
-      lower[i] = (char)(e->name[i] >= 'A' && e->name[i] <= 'Z'
-                            ? e->name[i] + 32
-                            : e->name[i]);
+    lower_name(e->name, lower, sizeof lower);
     reply_error(c, "ERR wrong number of arguments for '%s' command", lower);
     return;
   }
