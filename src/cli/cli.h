@@ -12,6 +12,8 @@
  *                 OpenSSL SHA-256
  *   bench_disk.c  `cascade bench disk`: the disk tier against fio and a
  *                 file-per-block layout
+ *   bench_server.c `cascade bench server`: cascaded against redis-server
+ *                 over RESP, and its shared-memory path against memcpy
  *   replay.c      `cascade replay`: a trace (or the synthetic workload)
  *                 through the engine or the simulator (src/sim/)
  *   client.c      the client commands (put, get, del, exists, stat, ping):
@@ -206,12 +208,14 @@ int cli_cmd_ping(int argc, char **argv, const cli_common *co);
  * the benchmark's name. */
 int cli_bench_dram(int argc, char **argv, const cli_common *co);
 int cli_bench_disk(int argc, char **argv, const cli_common *co);
+int cli_bench_server(int argc, char **argv, const cli_common *co);
 
 void cli_demo_usage(FILE *f);
 void cli_bench_usage(FILE *f);
 void cli_replay_usage(FILE *f);
 void cli_bench_dram_usage(FILE *f);
 void cli_bench_disk_usage(FILE *f);
+void cli_bench_server_usage(FILE *f);
 void cli_put_usage(FILE *f);
 void cli_get_usage(FILE *f);
 void cli_del_usage(FILE *f);

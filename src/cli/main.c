@@ -47,6 +47,9 @@ static void usage(FILE *f) {
           "SHA-256\n"
           "  bench disk    measure the disk tier against fio and a "
           "file-per-block layout\n"
+          "  bench server  run cascaded and redis-server, compare them over "
+          "RESP, and the\n"
+          "                shared-memory path against memcpy\n"
           "  replay        replay a trace (or a synthetic workload) through "
           "the store;\n"
           "                --compare: every policy, Belady and infinite "
@@ -166,16 +169,18 @@ static int cmd_config(int argc, char **argv, const cli_common *co0) {
 /* ---- bench ---------------------------------------------------------------- */
 
 void cli_bench_usage(FILE *f) {
-  fprintf(f, "Usage: cascade bench dram|disk [OPTIONS]\n\n");
+  fprintf(f, "Usage: cascade bench dram|disk|server [OPTIONS]\n\n");
   cli_bench_dram_usage(f);
   fputc('\n', f);
   cli_bench_disk_usage(f);
+  fputc('\n', f);
+  cli_bench_server_usage(f);
 }
 
 int cli_cmd_bench(int argc, char **argv, const cli_common *co) {
   if (argc < 2) {
-    cli_err("bench: which benchmark? (known: dram, disk; see cascade bench "
-            "--help)");
+    cli_err("bench: which benchmark? (known: dram, disk, server; see cascade "
+            "bench --help)");
     return CLI_USAGE;
   }
   if (is_help(argv[1])) {
@@ -186,7 +191,10 @@ int cli_cmd_bench(int argc, char **argv, const cli_common *co) {
     return cli_bench_dram(argc - 2, argv + 2, co);
   if (strcmp(argv[1], "disk") == 0)
     return cli_bench_disk(argc - 2, argv + 2, co);
-  cli_err("bench: unknown benchmark '%s' (known: dram, disk)", argv[1]);
+  if (strcmp(argv[1], "server") == 0)
+    return cli_bench_server(argc - 2, argv + 2, co);
+  cli_err("bench: unknown benchmark '%s' (known: dram, disk, server)",
+          argv[1]);
   return CLI_USAGE;
 }
 
