@@ -10,7 +10,8 @@
 #                       store with DRAM (64 MiB) and disk (256 MiB, in a
 #                       temporary directory) tiers
 #   make bench          build + `cascade bench dram --json` -> results/bench_dram.json,
-#                       `cascade bench disk --json` -> results/bench_disk.json
+#                       `cascade bench disk --json` -> results/bench_disk.json,
+#                       `cascade bench server --json` -> results/bench_server.json
 #   make asan           build-asan/: Debug -O1, ASan+UBSan, -Werror, all tests
 #   make tsan           build-tsan/: Debug -O1, TSan, -Werror, tests labelled
 #                       "concurrency"
@@ -125,6 +126,10 @@ bench:
 		| tee results/bench_disk.json.tmp
 	mv results/bench_disk.json.tmp results/bench_disk.json
 	@echo "wrote results/bench_disk.json"
+	set -o pipefail; ./$(CASCADE_BIN) bench server --json \
+		| tee results/bench_server.json.tmp
+	mv results/bench_server.json.tmp results/bench_server.json
+	@echo "wrote results/bench_server.json"
 
 asan:
 	$(DEPS) sanitize

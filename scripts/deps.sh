@@ -42,7 +42,8 @@ SANITIZE_PKGS=(clang "libclang-rt-${clang_major}-dev")
 # (e.g. python3-matplotlib or gnuplot for plots, redis-server or libhiredis-dev
 # and libhdf5-dev for baselines)
 # gnuplot-nox: `cascade replay --compare --plot FILE.png`.
-BENCH_PKGS=(fio gnuplot-nox)
+# redis-server: the peer of `cascade bench server`.
+BENCH_PKGS=(fio gnuplot-nox redis-server)
 # -------------------------------------------------------------------------------
 
 group=${1:-build}
