@@ -93,6 +93,8 @@ static int w_put(cascade_client *cl, const void *p, size_t n) {
 /* Append one command: argv[i] of len[i] bytes, as a RESP multibulk. */
 static int w_cmd(cascade_client *cl, size_t argc, const void *const *argv,
                  const size_t *len) {
+  size_t undo = cl->wlen; /* a command half written would put the stream
+                             out of step: on failure it is taken back */
   char h[32];
   int n = snprintf(h, sizeof h, "*%zu\r\n", argc);
   int rc = w_put(cl, h, (size_t)n);
@@ -102,6 +104,7 @@ static int w_cmd(cascade_client *cl, size_t argc, const void *const *argv,
     if (rc == 0) rc = w_put(cl, argv[i], len[i]);
     if (rc == 0) rc = w_put(cl, "\r\n", 2);
   }
+  if (rc < 0) cl->wlen = undo;
   return rc;
 }
 
@@ -253,7 +256,9 @@ bad:
 /* The error code for the daemon's error reply in cl->err. */
 static int err_code(const cascade_client *cl) {
   const char *e = cl->err;
-  if (!strncmp(e, "NOAUTH", 6) || !strncmp(e, "WRONGPASS", 9)) return -EACCES;
+  if (!strncmp(e, "NOAUTH", 6) || !strncmp(e, "WRONGPASS", 9) ||
+      !strncmp(e, "NOPERM", 6))
+    return -EACCES;
   if (!strncmp(e, "OOM", 3)) return -ENOSPC;
   if (strstr(e, "too large")) return -EFBIG;
   if (strstr(e, "key too long") || strstr(e, "empty keys")) return -EINVAL;
@@ -443,10 +448,14 @@ int cascade_client_get_batch(cascade_client *cl, const cascade_key *keys,
   int found = 0;
   for (size_t i = 0; i < n; i++) {
     rc = r_lease(cl, &leases[i]);
-    if (rc == 0)
+    if (rc == 0) {
       found++;
-    else if (rc != -ENOENT)
-      return rc; /* the stream is broken: the daemon frees the leases */
+    } else if (rc != -ENOENT) {
+      /* the stream is broken: no lease is held (the daemon frees them
+       * with the connection, and this handle is of no more use) */
+      for (size_t j = 0; j < n; j++) memset(&leases[j], 0, sizeof leases[j]);
+      return rc;
+    }
   }
   return found;
 }
@@ -469,9 +478,18 @@ void cascade_client_release(cascade_client *cl, cascade_lease *lease) {
 }
 
 /* Make the staging area at least n bytes. */
+static int stage_ask(cascade_client *cl, size_t want);
+
 static int stage_reserve(cascade_client *cl, size_t n) {
   if (n <= cl->stage_len && cl->stage) return 0;
-  size_t want = n < STAGE_MIN ? STAGE_MIN : n;
+  int rc = stage_ask(cl, n < STAGE_MIN ? STAGE_MIN : n);
+  /* a daemon with less DRAM than STAGE_MIN takes no larger area than a
+   * value: ask for exactly this one's size */
+  if (rc == -EFBIG && n < STAGE_MIN) rc = stage_ask(cl, n);
+  return rc;
+}
+
+static int stage_ask(cascade_client *cl, size_t want) {
   char num[24];
   int k = snprintf(num, sizeof num, "%zu", want);
   const void *argv[2] = {"CASCADE.STAGE", num};
@@ -487,16 +505,17 @@ static int stage_reserve(cascade_client *cl, size_t n) {
   if (rc == 0 && (t != ':' || (size_t)v != want)) rc = -EPROTO;
   int fd = take_fd(cl);
   if (rc == 0 && fd < 0) rc = -EPROTO;
+  void *p = MAP_FAILED;
   if (rc == 0) {
-    void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-      rc = -errno;
-    } else {
-      if (cl->stage) munmap(cl->stage, cl->stage_len);
-      cl->stage = p;
-      cl->stage_len = want;
-    }
+    p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) rc = -errno;
   }
+  /* once CASCADE.STAGE was answered the daemon reads from the new area
+   * only: the old one must not be written again, even if mapping the new
+   * one failed (a put would store the new area's zeros) */
+  if (cl->stage) munmap(cl->stage, cl->stage_len);
+  cl->stage = p == MAP_FAILED ? NULL : p;
+  cl->stage_len = p == MAP_FAILED ? 0 : want;
   if (fd >= 0) close(fd);
   if (rc == -EPROTO) cl->broken = 1;
   return rc;

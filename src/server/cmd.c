@@ -21,10 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define MAX_PINS 65536 /* CASCADE.PIN: views one connection may hold */
+/* CASCADE.PIN: views one connection may hold (PIN and UNPIN look a key up
+ * among them: a pipeline of them costs at most MAX_PINS^2 compares) */
+#define MAX_PINS 4096
 
 typedef void (*cmd_fn)(conn *c, resp_arg *argv, size_t argc);
 
@@ -95,6 +98,10 @@ static void err_store(conn *c, int rc) {
   case -ENOMEM:
     reply_error(c, "OOM out of memory");
     break;
+  case -EBUSY:
+    reply_error(c, "ERR too many blocks held for clients at once (pins, "
+                   "leases, replies being sent): try again");
+    break;
   default:
     reply_error(c, "ERR %s", cascade_strerror(rc));
     break;
@@ -119,6 +126,26 @@ static void count_hit(int hit) {
   atomic_fetch_add_explicit(hit ? &g_srv.keyspace_hits
                                 : &g_srv.keyspace_misses,
                             1, memory_order_relaxed);
+}
+
+/* Take a view for a client (pin or lease): counted against the
+ * daemon-wide bound.  0, or a negative errno (replied by the caller). */
+static int held_get(conn *c, const resp_arg *k, cascade_view *v) {
+  if (atomic_fetch_add_explicit(&g_srv.nheld, 1, memory_order_relaxed) >=
+      SRV_HELD_MAX) {
+    atomic_fetch_sub_explicit(&g_srv.nheld, 1, memory_order_relaxed);
+    return -EBUSY;
+  }
+  int rc = k->len == 0 || k->len > CASCADE_MAX_KEY
+               ? -ENOENT
+               : cascade_get_view(g_srv.store, c->ns, k->p, k->len, v);
+  if (rc < 0) atomic_fetch_sub_explicit(&g_srv.nheld, 1, memory_order_relaxed);
+  return rc;
+}
+
+static void held_put(cascade_view *v) {
+  cascade_view_release(g_srv.store, v);
+  atomic_fetch_sub_explicit(&g_srv.nheld, 1, memory_order_relaxed);
 }
 
 /* ---- connection ---------------------------------------------------------- */
@@ -151,6 +178,11 @@ static int secret_eq(const char *want, const resp_arg *got) {
  * c->ns and returns 1, or replies with the error and returns 0. */
 static int do_auth(conn *c, const resp_arg *user, const resp_arg *pass) {
   const srv_conf *cf = g_srv.conf;
+  if (!conf_auth_required(cf) && user && aeq(user, "default")) {
+    c->ns = "default"; /* Redis: the default user without a password takes
+                          any (redis://default:x@host URLs work) */
+    return 1;
+  }
   if (!conf_auth_required(cf)) {
     if (!user)
       reply_error(c, "ERR AUTH <password> called without any password "
@@ -660,7 +692,8 @@ static void cmd_dbsize(conn *c, resp_arg *argv, size_t argc) {
 }
 
 static void cmd_flushdb(conn *c, resp_arg *argv, size_t argc) {
-  if (argc == 2 && !aeq(&argv[1], "ASYNC") && !aeq(&argv[1], "SYNC")) {
+  if (argc > 2 ||
+      (argc == 2 && !aeq(&argv[1], "ASYNC") && !aeq(&argv[1], "SYNC"))) {
     err_syntax(c);
     return;
   }
@@ -971,8 +1004,7 @@ static void cmd_cpin(conn *c, resp_arg *argv, size_t argc) {
     err_store(c, -ENOMEM);
     return;
   }
-  int rc = cascade_get_view(g_srv.store, c->ns, argv[1].p, argv[1].len,
-                            &p->view);
+  int rc = held_get(c, &argv[1], &p->view);
   if (rc < 0) {
     free(p->key);
     if (rc == -ENOENT)
@@ -995,7 +1027,7 @@ static void cmd_cunpin(conn *c, resp_arg *argv, size_t argc) {
     reply_int(c, 0);
     return;
   }
-  cascade_view_release(g_srv.store, &p->view);
+  held_put(&p->view);
   free(p->key);
   *p = c->pins[--c->npins];
   reply_int(c, 1);
@@ -1037,11 +1069,23 @@ static void cmd_cstats(conn *c, resp_arg *argv, size_t argc) {
 
 #define MAX_LEASES 65536
 
-static int need_unix(conn *c) {
-  if (c->is_unix) return 1;
-  reply_error(c, "ERR the shared-memory path needs the Unix socket "
-                 "(cascaded --unixsocket PATH)");
-  return 0;
+/* The shared-memory path maps the whole arena into the client: every
+ * namespace's values can be read there.  So it is for the Unix socket
+ * only, and where namespaces with passwords are configured, for the
+ * default namespace only (the operator's). */
+static int shm_allowed(conn *c) {
+  if (!c->is_unix) {
+    reply_error(c, "ERR the shared-memory path needs the Unix socket "
+                   "(cascaded --unixsocket PATH)");
+    return 0;
+  }
+  if (g_srv.conf->nns > 0 && strcmp(c->ns, "default") != 0) {
+    reply_error(c, "NOPERM the shared-memory path maps the whole arena, "
+                   "all namespaces' values: with namespaces configured only "
+                   "the default namespace may use it");
+    return 0;
+  }
+  return 1;
 }
 
 /* The arena's descriptor as clients get it: a read-only open of the same
@@ -1067,7 +1111,7 @@ static void arena_ro_open(void) {
 static void cmd_shm(conn *c, resp_arg *argv, size_t argc) {
   (void)argv;
   (void)argc;
-  if (!need_unix(c)) return;
+  if (!shm_allowed(c)) return;
   int fd;
   size_t size;
   const void *base;
@@ -1089,8 +1133,26 @@ static void cmd_shm(conn *c, resp_arg *argv, size_t argc) {
   reply_int(c, (int64_t)size);
 }
 
+/* A free lease slot (growing the table up to MAX_LEASES), or -1. */
+static int64_t lease_slot(conn *c) {
+  if (c->nlfree > 0) return c->lfree[--c->nlfree];
+  if (c->lused == c->cleases) {
+    size_t nc = c->cleases ? 2 * c->cleases : 64;
+    if (nc > MAX_LEASES) nc = MAX_LEASES;
+    if (nc == c->cleases) return -1;
+    struct lease *nl = realloc(c->leases, nc * sizeof *nl);
+    if (!nl) return -1;
+    c->leases = nl;
+    uint32_t *nf = realloc(c->lfree, nc * sizeof *nf);
+    if (!nf) return -1;
+    c->lfree = nf;
+    c->cleases = nc;
+  }
+  return (int64_t)c->lused++;
+}
+
 static void cmd_lease(conn *c, resp_arg *argv, size_t argc) {
-  if (!need_unix(c)) return;
+  if (!shm_allowed(c)) return;
   int fd;
   size_t size;
   const void *base;
@@ -1104,34 +1166,28 @@ static void cmd_lease(conn *c, resp_arg *argv, size_t argc) {
                    "release some first", MAX_LEASES);
     return;
   }
-  if (c->nleases + argc > c->cleases) {
-    size_t nc = c->cleases ? c->cleases : 16;
-    while (nc < c->nleases + argc) nc *= 2;
-    struct lease *nl = realloc(c->leases, nc * sizeof *nl);
-    if (!nl) {
-      err_store(c, -ENOMEM);
-      return;
-    }
-    c->leases = nl;
-    c->cleases = nc;
-  }
   reply_array(c, (int64_t)argc - 1);
   for (size_t i = 1; i < argc; i++) {
-    struct lease *l = &c->leases[c->nleases];
-    rc = argv[i].len == 0 || argv[i].len > CASCADE_MAX_KEY
-             ? -ENOENT
-             : cascade_get_view(g_srv.store, c->ns, argv[i].p, argv[i].len,
-                                &l->view);
+    cascade_view v;
+    int64_t slot = -1;
+    rc = held_get(c, &argv[i], &v);
     count_hit(rc == 0);
+    if (rc == 0 && (slot = lease_slot(c)) < 0) {
+      held_put(&v);
+      rc = -ENOMEM;
+    }
     if (rc < 0) {
-      reply_null(c);
+      reply_null(c); /* absent, or no room to hold it: the client reads it
+                        another way */
       continue;
     }
-    l->id = ++c->next_lease;
+    struct lease *l = &c->leases[slot];
+    l->view = v;
+    l->id = (++c->next_lease << LEASE_SLOT_BITS) | (uint64_t)slot;
     c->nleases++;
     reply_array(c, 3);
-    reply_int(c, (int64_t)((const char *)l->view.data - (const char *)base));
-    reply_int(c, (int64_t)l->view.len);
+    reply_int(c, (int64_t)((const char *)v.data - (const char *)base));
+    reply_int(c, (int64_t)v.len);
     reply_int(c, (int64_t)l->id);
   }
 }
@@ -1140,39 +1196,45 @@ static void cmd_release(conn *c, resp_arg *argv, size_t argc) {
   int64_t n = 0;
   for (size_t i = 1; i < argc; i++) {
     long long id;
-    if (arg_ll(&argv[i], &id) != 0) {
+    if (arg_ll(&argv[i], &id) != 0 || id <= 0) {
       err_not_int(c);
       return;
     }
-    /* the newest leases are released first as a rule: search from the end */
-    for (size_t k = c->nleases; k-- > 0;)
-      if (c->leases[k].id == (uint64_t)id) {
-        cascade_view_release(g_srv.store, &c->leases[k].view);
-        c->leases[k] = c->leases[--c->nleases];
-        n++;
-        break;
-      }
+    uint64_t slot = (uint64_t)id & ((UINT64_C(1) << LEASE_SLOT_BITS) - 1);
+    if (slot < c->lused && c->leases[slot].id == (uint64_t)id) {
+      held_put(&c->leases[slot].view);
+      c->leases[slot].id = 0;
+      c->lfree[c->nlfree++] = (uint32_t)slot;
+      c->nleases--;
+      n++;
+    }
   }
   reply_int(c, n);
 }
 
 static void stage_drop(conn *c) {
   if (c->stage) munmap(c->stage, c->stage_len);
+  if (c->stage_fd >= 0) {
+    if (c->send_fd == c->stage_fd) c->send_fd = -1; /* not passed yet */
+    close(c->stage_fd);
+  }
   c->stage = NULL;
   c->stage_len = 0;
+  c->stage_fd = -1;
 }
 
 static void cmd_stage(conn *c, resp_arg *argv, size_t argc) {
   (void)argc;
-  if (!need_unix(c)) return;
+  if (!shm_allowed(c)) return;
   long long n;
   if (arg_ll(&argv[1], &n) != 0 || n <= 0) {
     err_not_int(c);
     return;
   }
-  if ((uint64_t)n > g_srv.conf->max_bulk) {
-    reply_error(c, "ERR staging area larger than proto-max-bulk-len (%llu)",
-                (unsigned long long)g_srv.conf->max_bulk);
+  if ((uint64_t)n > g_srv.value_max) {
+    reply_error(c, "ERR value too large: a staging area larger than the "
+                   "largest value the store takes (%llu bytes)",
+                (unsigned long long)g_srv.value_max);
     return;
   }
   /* sealed at its size: a client that truncated it would crash the
@@ -1192,16 +1254,17 @@ static void cmd_stage(conn *c, resp_arg *argv, size_t argc) {
   stage_drop(c);
   c->stage = p;
   c->stage_len = (uint64_t)n;
+  c->stage_fd = fd; /* kept: pages of a put are given back (cmd_putstaged) */
   if (c->send_fd >= 0 && c->send_fd_own) close(c->send_fd);
-  c->send_fd = fd; /* closed once passed: the mappings keep the memory */
-  c->send_fd_own = 1;
+  c->send_fd = fd;
+  c->send_fd_own = 0;
   reply_array(c, 1);
   reply_int(c, n);
 }
 
 static void cmd_putstaged(conn *c, resp_arg *argv, size_t argc) {
   long long off, len;
-  if (!need_unix(c) || !key_ok(c, &argv[1])) return;
+  if (!shm_allowed(c) || !key_ok(c, &argv[1])) return;
   if (arg_ll(&argv[2], &off) != 0 || arg_ll(&argv[3], &len) != 0) {
     err_not_int(c);
     return;
@@ -1220,18 +1283,24 @@ static void cmd_putstaged(conn *c, resp_arg *argv, size_t argc) {
   if (put_opts(c, argv, 4, argc, &o) != 0) return;
   put_reply(c, cascade_put(g_srv.store, c->ns, argv[1].p, argv[1].len,
                            c->stage + off, (size_t)len, &o));
+  /* the store has its copy: give the staging pages back, so that an idle
+   * client's staging area costs no memory (the next put faults them in
+   * again) */
+  if (len > 0)
+    (void)fallocate(c->stage_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    (off_t)off, (off_t)len);
 }
 
 void cmd_conn_gone(conn *c) {
   for (size_t i = 0; i < c->npins; i++) {
-    cascade_view_release(g_srv.store, &c->pins[i].view);
+    held_put(&c->pins[i].view);
     free(c->pins[i].key);
   }
   c->npins = 0;
   /* a client that crashed holding leases leaves no block pinned */
-  for (size_t i = 0; i < c->nleases; i++)
-    cascade_view_release(g_srv.store, &c->leases[i].view);
-  c->nleases = 0;
+  for (size_t i = 0; i < c->lused; i++)
+    if (c->leases[i].id) held_put(&c->leases[i].view);
+  c->nleases = c->lused = c->nlfree = 0;
   stage_drop(c);
 }
 
@@ -1305,15 +1374,15 @@ void cmd_exec(conn *c, resp_arg *argv, size_t argc) {
                 (int)(argv[0].len > 64 ? 64 : argv[0].len), argv[0].p, args);
     return;
   }
-  if (!c->ns && !(e->flags & F_NOAUTH)) {
-    reply_error(c, "NOAUTH Authentication required.");
-    return;
-  }
   if ((e->arity > 0 && argc != (size_t)e->arity) ||
       (e->arity < 0 && argc < (size_t)-e->arity)) {
     char lower[64];
     lower_name(e->name, lower, sizeof lower);
     reply_error(c, "ERR wrong number of arguments for '%s' command", lower);
+    return;
+  }
+  if (!c->ns && !(e->flags & F_NOAUTH)) {
+    reply_error(c, "NOAUTH Authentication required.");
     return;
   }
   e->fn(c, argv, argc);

@@ -67,6 +67,7 @@
 #define IOV_BATCH 64
 #define UNAUTH_BULK (16 * 1024) /* before AUTH: longest bulk */
 #define UNAUTH_ARGS 10          /* before AUTH: most arguments */
+#define UNAUTH_INPUT (64 * 1024) /* before AUTH: input held */
 #define METRICS_MAX 64          /* metrics connections at once */
 
 server g_srv;
@@ -185,7 +186,14 @@ void reply_bulk_view(conn *c, cascade_view *v) {
     cascade_view_release(g_srv.store, v);
     return;
   }
-  if (v->len < VIEW_MIN) { /* small: a copy is cheaper than a segment */
+  /* small: a copy is cheaper than a segment; and past the daemon-wide
+   * bound on views held for clients, copies too (memory the output
+   * limit bounds) */
+  if (v->len < VIEW_MIN ||
+      atomic_fetch_add_explicit(&g_srv.nheld, 1, memory_order_relaxed) >=
+          SRV_HELD_MAX) {
+    if (v->len >= VIEW_MIN)
+      atomic_fetch_sub_explicit(&g_srv.nheld, 1, memory_order_relaxed);
     reply_bulk(c, v->data, v->len);
     cascade_view_release(g_srv.store, v);
     return;
@@ -194,6 +202,7 @@ void reply_bulk_view(conn *c, cascade_view *v) {
   oseg *s = calloc(1, sizeof *s);
   if (!s) {
     cascade_view_release(g_srv.store, v);
+    atomic_fetch_sub_explicit(&g_srv.nheld, 1, memory_order_relaxed);
     c->dead = 1;
     return;
   }
@@ -211,7 +220,10 @@ void reply_bulk_view(conn *c, cascade_view *v) {
 }
 
 static void seg_free(oseg *s) {
-  if (s->view.blk_) cascade_view_release(g_srv.store, &s->view);
+  if (s->view.blk_) {
+    cascade_view_release(g_srv.store, &s->view);
+    atomic_fetch_sub_explicit(&g_srv.nheld, 1, memory_order_relaxed);
+  }
   free(s);
 }
 
@@ -278,6 +290,7 @@ static int out_send(conn *c) {
     }
     atomic_fetch_add_explicit(&g_srv.net_out, (uint64_t)w,
                               memory_order_relaxed);
+    c->last_ms = now_ms(); /* a client taking a long reply is not idle */
     size_t left = (size_t)w;
     c->obytes -= left < c->obytes ? left : c->obytes;
     for (oseg *s = c->oh; s && left > 0; s = s->next) {
@@ -307,6 +320,7 @@ static void conn_free(conn *c) {
   free(c->ib);
   free(c->pins);
   free(c->leases);
+  free(c->lfree);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -322,7 +336,13 @@ static void conn_free(conn *c) {
 static int ib_reserve(conn *c, size_t need) {
   if (need <= c->icap) return 0;
   size_t cap = c->icap ? c->icap : IB_MIN;
-  while (cap < need) cap = cap < (SIZE_MAX >> 1) ? cap * 2 : need;
+  /* doubling keeps growth by many bulks linear; one large bulk beyond
+   * double the buffer gets exactly its size (a 512 MiB value must not
+   * allocate 1 GiB) */
+  if (need > 2 * cap && need > IB_KEEP)
+    cap = need;
+  else
+    while (cap < need) cap = cap < (SIZE_MAX >> 1) ? cap * 2 : need;
   char *n = realloc(c->ib, cap);
   if (!n) return -1;
   c->ib = n;
@@ -375,7 +395,16 @@ static void conn_process(conn *c) {
 /* Read what is there (up to READ_MAX), then execute.  -1: close. */
 static int conn_read(conn *c) {
   size_t got = 0;
-  while (got < READ_MAX) {
+  /* before AUTH, little input is held: a client that sends more than a
+   * few small commands' worth without authenticating is closed */
+  size_t max = c->ns ? READ_MAX : UNAUTH_INPUT;
+  if (!c->ns && c->ilen >= UNAUTH_INPUT) {
+    srv_log(LOG_VERBOSE,
+            "client id=%llu addr=%s closed: %zu bytes before AUTH",
+            (unsigned long long)c->id, c->addr, c->ilen);
+    return -1;
+  }
+  while (got < max) {
     if (c->icap - c->ilen < 4096 && ib_reserve(c, c->ilen + IB_MIN) != 0)
       return -1;
     ssize_t r = read(c->fd, c->ib + c->ilen, c->icap - c->ilen);
@@ -485,6 +514,7 @@ static void conn_add(worker *w, int fd, int kind, int is_unix) {
   c->kind = kind;
   c->is_unix = is_unix;
   c->send_fd = -1;
+  c->stage_fd = -1;
   c->id = atomic_fetch_add_explicit(&g_srv.next_id, 1, memory_order_relaxed);
   c->last_ms = c->created_ms = now_ms();
   /* the metrics endpoint speaks HTTP only: never a namespace */
@@ -544,6 +574,31 @@ static void inbox_drain(worker *w) {
 static void conn_accept(worker *w, int lfd, int kind, int is_unix) {
   for (int k = 0; k < 64; k++) {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && w->spare >= 0) {
+      /* out of descriptors: the pending connection would keep the
+       * (level-triggered) listener readable and this loop spinning.  Give
+       * back the spare descriptor, take the connection, refuse it, and
+       * take the spare again. */
+      close(w->spare);
+      fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        static const char msg[] =
+            "-ERR max number of clients reached (out of descriptors)\r\n";
+        ssize_t r = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL);
+        (void)r;
+        close(fd);
+        atomic_fetch_add_explicit(&g_srv.conns_rejected, 1,
+                                  memory_order_relaxed);
+      }
+      w->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      uint64_t now = now_ms();
+      if (now - w->emfile_ms > 1000) {
+        w->emfile_ms = now;
+        srv_log(LOG_WARNING, "connection refused: out of file descriptors "
+                             "(raise the open-files limit or maxclients)");
+      }
+      continue;
+    }
     if (fd < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
@@ -660,6 +715,9 @@ static void idle_check(worker *w, uint64_t now) {
       c->rp.max_args = ma;
     }
     uint64_t limit = c->kind == CONN_METRICS ? 10000 : (uint64_t)t * 1000;
+    /* a client holding leases or pins may read them from its mapping for
+     * as long as it likes: closing it would free blocks under its reads */
+    if (c->nleases || c->npins || c->oh) limit = 0;
     if (limit && now - c->last_ms > limit) {
       srv_log(LOG_VERBOSE, "client id=%llu addr=%s closed: idle for %llu s",
               (unsigned long long)c->id, c->addr,
@@ -836,12 +894,21 @@ void net_close_listeners(server *s) {
 
 int net_start(server *s) {
   s->nworkers = s->conf->threads;
+  s->nstarted = 0;
   s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
-  if (!s->workers) return -1;
+  if (!s->workers) {
+    s->nworkers = 0;
+    return -1;
+  }
+  for (int i = 0; i < s->nworkers; i++) {
+    worker *w = &s->workers[i];
+    w->epfd = w->wakefd = w->spare = -1; /* net_stop closes what is open */
+    pthread_mutex_init(&w->inbox_mu, NULL);
+  }
   for (int i = 0; i < s->nworkers; i++) {
     worker *w = &s->workers[i];
     w->idx = i;
-    pthread_mutex_init(&w->inbox_mu, NULL);
+    w->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->epfd < 0 || w->wakefd < 0) return -1;
@@ -859,12 +926,12 @@ int net_start(server *s) {
       }
     }
   }
-  for (int i = 0; i < s->nworkers; i++)
+  for (int i = 0; i < s->nworkers; i++) {
     if (pthread_create(&s->workers[i].thread, NULL, worker_main,
-                       &s->workers[i]) != 0) {
-      s->nworkers = i;
+                       &s->workers[i]) != 0)
       return -1;
-    }
+    s->nstarted = i + 1;
+  }
   return 0;
 }
 
@@ -875,12 +942,23 @@ void net_stop(server *s) {
     ssize_t r = write(s->workers[i].wakefd, &one, sizeof one);
     (void)r;
   }
-  for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
+  for (int i = 0; i < s->nstarted; i++)
+    pthread_join(s->workers[i].thread, NULL);
+  s->nstarted = 0;
   net_close_listeners(s);
   for (int i = 0; i < s->nworkers; i++) {
-    close(s->workers[i].epfd);
-    close(s->workers[i].wakefd);
-    pthread_mutex_destroy(&s->workers[i].inbox_mu);
+    worker *w = &s->workers[i];
+    /* a socket handed over after its worker's last look is closed here */
+    for (struct handoff *h = w->inbox, *n; h; h = n) {
+      n = h->next;
+      close(h->fd);
+      free(h);
+    }
+    w->inbox = NULL;
+    if (w->epfd >= 0) close(w->epfd);
+    if (w->wakefd >= 0) close(w->wakefd);
+    if (w->spare >= 0) close(w->spare);
+    pthread_mutex_destroy(&w->inbox_mu);
   }
   free(s->workers);
   s->workers = NULL;

@@ -39,6 +39,9 @@
 
 #define SRV_MAX_BIND 16
 #define SRV_NAME_MAX 256
+/* Views the daemon holds for clients at once, all connections together:
+ * far below the store's pin counter range, whatever clients do. */
+#define SRV_HELD_MAX (UINT64_C(1) << 24)
 
 /* A namespace a client may authenticate into: AUTH name password. */
 typedef struct srv_ns {
@@ -148,19 +151,24 @@ typedef struct conn {
   int is_unix;
   int send_fd;      /* a descriptor to pass with the next bytes sent, or -1 */
   int send_fd_own;  /* close send_fd once passed */
-  struct lease *leases; /* CASCADE.LEASE: views held, by lease id */
-  size_t nleases, cleases;
+  struct lease *leases; /* CASCADE.LEASE: slots; id 0 = free */
+  uint32_t *lfree;      /* free slots (a stack) */
+  size_t nleases;       /* leases held */
+  size_t lused, cleases, nlfree; /* slots ever used, allocated, free */
   uint64_t next_lease;
   uint8_t *stage;   /* CASCADE.STAGE: the staging area, mapped */
   uint64_t stage_len;
+  int stage_fd;     /* its descriptor (to punch out used pages), or -1 */
 } conn;
 
 /* A block lent to a local client: it reads the bytes from its own mapping
- * of the arena while the view keeps the block pinned. */
+ * of the arena while the view keeps the block pinned.  A lease's id is
+ * (serial << LEASE_SLOT_BITS) | slot, so a release finds it at once. */
 struct lease {
   uint64_t id;
   cascade_view view;
 };
+#define LEASE_SLOT_BITS 17
 
 enum { CONN_CLIENT = 1, CONN_METRICS = 2 };
 
@@ -179,6 +187,8 @@ typedef struct worker {
   uint32_t nconns;
   pthread_mutex_t inbox_mu; /* leaf lock */
   struct handoff *inbox;
+  int spare;          /* a descriptor to give back when out of them */
+  uint64_t emfile_ms; /* last "out of descriptors" log line */
 } worker;
 
 /* The server: one per process. */
@@ -190,7 +200,8 @@ typedef struct server {
   int unixfd; /* index into lfd of the Unix listener, or -1 */
   int metricsfd;
   worker *workers;
-  int nworkers;
+  int nworkers; /* allocated */
+  int nstarted; /* threads running */
   _Atomic int stopping;
   _Atomic uint32_t nclients;
   _Atomic uint64_t next_id;
@@ -199,6 +210,8 @@ typedef struct server {
   _Atomic uint64_t errors_total, keyspace_hits, keyspace_misses;
   uint64_t value_max;  /* largest value the store takes (max_value, DRAM) */
   _Atomic uint32_t nmetrics; /* metrics connections open */
+  _Atomic uint64_t nheld; /* views held for clients: pins, leases, queued
+                             GET replies (bounded: SRV_HELD_MAX) */
   uint64_t start_ms;   /* monotonic */
   uint64_t start_unix; /* seconds */
   char exe[PATH_MAX];
