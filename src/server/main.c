@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -140,6 +141,27 @@ int main(int argc, char **argv) {
         conf_free(&cf);
         return 1;
       }
+
+  /* descriptors for maxclients connections and some to spare (segment
+   * files, listeners, log): raise the soft limit as far as the hard one
+   * allows, else serve fewer clients, as Redis does */
+  struct rlimit rl;
+  rlim_t want = (rlim_t)cf.maxclients + 128;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+    rlim_t cur = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                      ? want
+                      : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = cur;
+    if (rl.rlim_cur < want) {
+      uint32_t mc = rl.rlim_cur > 256 ? (uint32_t)(rl.rlim_cur - 128) : 128;
+      srv_log(LOG_WARNING,
+              "open-files limit %llu: maxclients lowered from %u to %u "
+              "(raise `ulimit -n` for more)",
+              (unsigned long long)rl.rlim_cur, cf.maxclients, mc);
+      cf.maxclients = mc;
+    }
+  }
 
   server *s = &g_srv;
   s->conf = &cf;
