@@ -4,9 +4,10 @@
 #   scripts/deps.sh [build|test|sanitize|clang|format|bench|all]   (default: build)
 #
 # Groups (each includes the ones it names):
-#   build     compiler, cmake, pkg-config, OpenSSL, xxHash, liburing, json-c
-#             and hiredis headers
-#   test      build + cmocka, redis-tools, redis-server, python3-redis
+#   build     compiler, cmake, pkg-config, OpenSSL, xxHash, liburing, json-c,
+#             hiredis, LMDB, HDF5 and libmemcached headers
+#   test      build + cmocka, redis-tools, redis-server, python3-redis,
+#             memcached
 #   sanitize  test + clang and clang's sanitizer runtimes (gcc's come with gcc)
 #   clang     test + clang (the clang -Werror build compiles the tests too)
 #   format    clang-format
@@ -21,11 +22,11 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libxxhash-dev liburing-dev
-            libjson-c-dev libhiredis-dev)
+            libjson-c-dev libhiredis-dev liblmdb-dev libhdf5-dev libmemcached-dev)
 # The daemon's tests talk to it with clients nobody here wrote: redis-cli and
 # redis-benchmark (redis-tools), redis-py for /usr/bin/python3, hiredis (in
 # build), and compare replies with a real redis-server.
-TEST_PKGS=(libcmocka-dev redis-tools redis-server python3-redis)
+TEST_PKGS=(libcmocka-dev redis-tools redis-server python3-redis memcached)
 CLANG_PKGS=(clang)
 FORMAT_PKGS=(clang-format)
 
@@ -43,7 +44,7 @@ SANITIZE_PKGS=(clang "libclang-rt-${clang_major}-dev")
 # and libhdf5-dev for baselines)
 # gnuplot-nox: `cascade replay --compare --plot FILE.png`.
 # redis-server: the peer of `cascade bench server`.
-BENCH_PKGS=(fio gnuplot-nox redis-server)
+BENCH_PKGS=(fio gnuplot-nox redis-server memcached)
 # -------------------------------------------------------------------------------
 
 group=${1:-build}

@@ -3,8 +3,8 @@
  * against a real redis-server, in one run, with the same client and the
  * same values, plus cascaded's shared-memory path against memcpy.
  *
- * Servers.  The bench starts both itself, in a fresh directory made with
- * mkdtemp ($TMPDIR, else /tmp):
+ * Servers.  The bench starts both itself (with servers.c), in a fresh
+ * directory made with mkdtemp ($TMPDIR, else /tmp):
  *
  *   redis-server  (found on $PATH, or --redis PATH) --port P --bind
  *                 127.0.0.1 --save '' --appendonly no --protected-mode no
@@ -118,9 +118,6 @@
 #define RBUF (256u << 10)         /* reader buffer of a connection */
 #define RECV_DIRECT (64u << 10)   /* bulk tails this long: recv in place */
 #define KEY_LEN 28
-#define IO_TIMEOUT_S 60
-#define START_TIMEOUT_S 15
-#define STOP_TIMEOUT_S 10
 #define PATH_MAX_B 1024
 #define ERR_MAX 1536
 
@@ -155,14 +152,6 @@ static int op_sys(int op) {
 enum { MODE_TIMED, MODE_LOAD, MODE_VERIFY };
 enum { CLIENT_DIRECT, CLIENT_HIREDIS };
 
-struct server {
-  char path[PATH_MAX_B + 32];
-  char log[PATH_MAX_B + 32];
-  char version[64];
-  pid_t pid; /* 0: not running */
-  int port;
-  redisContext *admin;
-};
 
 /* Per connection slot t: its connections and buffers. */
 struct slot {
@@ -208,7 +197,7 @@ struct bench {
   /* resources */
   char work[PATH_MAX_B];
   char sock[PATH_MAX_B + 32];
-  struct server srv[NSYS];
+  cli_server srv[NSYS];
   int have_redis;
   uint8_t *pool;
   size_t pool_len;
@@ -793,232 +782,20 @@ static int run_cell(struct bench *b, int op, int conns, int mode,
 
 /* ---- Servers -------------------------------------------------------------- */
 
-/* An executable `name` on $PATH into out; 0, or -1. */
-static int find_on_path(const char *name, char *out, size_t cap) {
-  const char *path = getenv("PATH");
-
-  if (path == NULL || *path == '\0') path = "/usr/local/bin:/usr/bin:/bin";
-  while (*path != '\0') {
-    size_t len = strcspn(path, ":");
-
-    if (len > 0 && len + strlen(name) + 2 < cap) {
-      snprintf(out, cap, "%.*s/%s", (int)len, path, name);
-      if (access(out, X_OK) == 0) return 0;
-    }
-    path += len;
-    if (*path == ':') path++;
-  }
-  out[0] = '\0';
-  return -1;
-}
-
-static int free_port(void) {
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t al = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-  if (fd < 0) return -1;
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
-/* Start argv[0] with its output in logpath (emptied); dies with us. */
-static pid_t spawn_server(char *const argv[], const char *logpath) {
-  pid_t parent = getpid(), pid;
-  int lfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-  if (lfd < 0) return -1;
-  pid = fork();
-  if (pid == 0) {
-    int nul = open("/dev/null", O_RDONLY);
-
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    if (nul >= 0) dup2(nul, 0);
-    dup2(lfd, 1);
-    dup2(lfd, 2);
-    signal(SIGPIPE, SIG_DFL);
-    execv(argv[0], argv);
-    dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  close(lfd);
-  return pid;
-}
-
-static void log_tail(const char *path, char *out, size_t cap) {
-  char buf[401];
-  FILE *f = fopen(path, "r");
-  size_t n = 0;
-  long sz;
-
-  out[0] = '\0';
-  if (f == NULL) return;
-  fseek(f, 0, SEEK_END);
-  sz = ftell(f);
-  if (sz > 400) fseek(f, sz - 400, SEEK_SET);
-  else fseek(f, 0, SEEK_SET);
-  n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  for (size_t i = 0; i < n; i++)
-    if (buf[i] == '\n' || buf[i] == '\r') buf[i] = ' ';
-  snprintf(out, cap, "%s", buf);
-}
-
-static redisContext *connect_tcp(int port, double timeout_s) {
-  struct timeval tv = {(time_t)timeout_s,
-                       (suseconds_t)((timeout_s - (time_t)timeout_s) * 1e6)};
-  struct timeval io = {IO_TIMEOUT_S, 0};
-  redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-
-  if (c == NULL) return NULL;
-  if (c->err) {
-    redisFree(c);
-    return NULL;
-  }
-  redisSetTimeout(c, io);
-  return c;
-}
-
-static void kill_server(struct server *s) {
-  if (s->admin != NULL) redisFree(s->admin);
-  s->admin = NULL;
-  if (s->pid > 0) {
-    kill(s->pid, SIGKILL);
-    while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
-      ;
-  }
-  s->pid = 0;
-}
-
-/* Wait up to secs for the process to exit; 1 if it did (status in *st). */
-static int wait_exit(pid_t pid, double secs, int *st) {
-  double end = cli_now() + secs;
-
-  for (;;) {
-    pid_t r = waitpid(pid, st, WNOHANG);
-
-    if (r == pid) return 1;
-    if (r < 0 && errno != EINTR) return 1;
-    if (cli_now() >= end) return 0;
-    usleep(10000);
-  }
-}
-
 /* Start a server and wait until it answers PING. */
 static int start_server(struct bench *b, int sys, char **argv) {
-  struct server *s = &b->srv[sys];
-  double end;
-  int st = 0;
-
-  s->pid = spawn_server(argv, s->log);
-  if (s->pid < 0) {
-    s->pid = 0;
-    snprintf(b->err, sizeof b->err, "cannot start %s: %s", s->path,
-             strerror(errno));
-    return -1;
-  }
-  end = cli_now() + START_TIMEOUT_S;
-  while (cli_now() < end) {
-    redisReply *r;
-
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-      char tail[512];
-
-      s->pid = 0;
-      log_tail(s->log, tail, sizeof tail);
-      /* the message is cut to b->err's size: the log tail is last */
-      int n = snprintf(b->err, sizeof b->err, "%s exited at start (status "
-                       "%d): ", s->path,
-                       WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-      if (n > 0 && (size_t)n < sizeof b->err)
-        memcpy(b->err + n, tail,
-               strnlen(tail, sizeof b->err - (size_t)n - 1) + 1);
-      b->err[sizeof b->err - 1] = 0;
-      return -1;
-    }
-    s->admin = connect_tcp(s->port, 0.2);
-    if (s->admin != NULL) {
-      r = redisCommand(s->admin, "PING");
-      if (r != NULL && r->type == REDIS_REPLY_STATUS &&
-          strcmp(r->str, "PONG") == 0) {
-        freeReplyObject(r);
-        return 0;
-      }
-      if (r != NULL) freeReplyObject(r);
-      redisFree(s->admin);
-      s->admin = NULL;
-    }
-    usleep(20000);
-  }
-  snprintf(b->err, sizeof b->err, "%s did not answer PING on port %d in %d s",
-           s->path, s->port, START_TIMEOUT_S);
-  kill_server(s);
-  return -1;
+  return cli_server_start(&b->srv[sys], argv, b->err, sizeof b->err);
 }
 
 /* SHUTDOWN NOSAVE, wait; SIGKILL if it does not go.  Returns 0 if it exited
  * by itself with status 0. */
-static int stop_server(struct server *s) {
-  int st = 0, ok;
+static int stop_server(cli_server *s) {
+  int rc = cli_server_stop(s);
 
-  if (s->pid <= 0) return 0;
-  if (s->admin != NULL) {
-    redisReply *r = redisCommand(s->admin, "SHUTDOWN NOSAVE");
-
-    if (r != NULL) freeReplyObject(r);
-    redisFree(s->admin);
-    s->admin = NULL;
-  } else {
-    kill(s->pid, SIGTERM);
-  }
-  ok = wait_exit(s->pid, STOP_TIMEOUT_S, &st);
-  if (!ok) {
+  if (rc == -ETIMEDOUT)
     cli_err("bench server: %s did not stop in %d s: killed", s->path,
-            STOP_TIMEOUT_S);
-    kill_server(s);
-    return -1;
-  }
-  s->pid = 0;
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-/* "field:value" of an INFO reply into out. */
-static void info_field(redisContext *c, const char *field, char *out,
-                       size_t cap) {
-  redisReply *r = redisCommand(c, "INFO server");
-  size_t fl = strlen(field);
-
-  snprintf(out, cap, "?");
-  if (r == NULL) return;
-  if (r->type == REDIS_REPLY_STRING) {
-    for (const char *p = r->str; p != NULL && *p; p = strchr(p, '\n')) {
-      if (*p == '\n') p++;
-      if (strncmp(p, field, fl) == 0 && p[fl] == ':') {
-        snprintf(out, cap, "%.*s", (int)strcspn(p + fl + 1, "\r\n"),
-                 p + fl + 1);
-        break;
-      }
-    }
-  }
-  freeReplyObject(r);
-}
-
-static void config_get(redisContext *c, const char *name, char *out,
-                       size_t cap) {
-  redisReply *r = redisCommand(c, "CONFIG GET %s", name);
-
-  snprintf(out, cap, "?");
-  if (r == NULL) return;
-  if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-      r->element[1]->type == REDIS_REPLY_STRING)
-    snprintf(out, cap, "%s", r->element[1]->str);
-  freeReplyObject(r);
+            CLI_SERVER_STOP_S);
+  return rc == 0 ? 0 : -1;
 }
 
 static int admin_ok(struct bench *b, int sys, const char *cmd) {
@@ -1035,7 +812,7 @@ static int admin_ok(struct bench *b, int sys, const char *cmd) {
 }
 
 static int start_redis(struct bench *b) {
-  struct server *s = &b->srv[SYS_REDIS];
+  cli_server *s = &b->srv[SYS_REDIS];
   char port[16];
   char *argv[] = {s->path,       "--port",        port,
                   "--bind",      "127.0.0.1",     "--save",
@@ -1045,10 +822,10 @@ static int start_redis(struct bench *b) {
                   NULL};
 
   for (int attempt = 0; attempt < 3; attempt++) {
-    s->port = free_port();
+    s->port = cli_free_port();
     snprintf(port, sizeof port, "%d", s->port);
     if (start_server(b, SYS_REDIS, argv) == 0) {
-      info_field(s->admin, "redis_version", s->version, sizeof s->version);
+      cli_redis_info(s->admin, "redis_version", s->version, sizeof s->version);
       return 0;
     }
   }
@@ -1056,7 +833,7 @@ static int start_redis(struct bench *b) {
 }
 
 static int start_cascaded(struct bench *b) {
-  struct server *s = &b->srv[SYS_CASCADED];
+  cli_server *s = &b->srv[SYS_CASCADED];
   char port[16], cap[32], names[CLI_MAX_SETTINGS][CLI_MAX_SETTING_NAME + 2];
   char *argv[16 + 2 * CLI_MAX_SETTINGS];
   int n = 0;
@@ -1079,15 +856,15 @@ static int start_cascaded(struct bench *b) {
   }
   argv[n] = NULL;
   for (int attempt = 0; attempt < 3; attempt++) {
-    s->port = free_port();
+    s->port = cli_free_port();
     snprintf(port, sizeof port, "%d", s->port);
     unlink(b->sock);
     if (start_server(b, SYS_CASCADED, argv) == 0) {
-      info_field(s->admin, "cascade_version", s->version, sizeof s->version);
-      config_get(s->admin, "dedup", b->cas_dedup, sizeof b->cas_dedup);
-      config_get(s->admin, "policy", b->cas_policy, sizeof b->cas_policy);
-      config_get(s->admin, "threads", b->cas_threads, sizeof b->cas_threads);
-      config_get(s->admin, "dram.capacity", b->cas_cap, sizeof b->cas_cap);
+      cli_redis_info(s->admin, "cascade_version", s->version, sizeof s->version);
+      cli_redis_config_get(s->admin, "dedup", b->cas_dedup, sizeof b->cas_dedup);
+      cli_redis_config_get(s->admin, "policy", b->cas_policy, sizeof b->cas_policy);
+      cli_redis_config_get(s->admin, "threads", b->cas_threads, sizeof b->cas_threads);
+      cli_redis_config_get(s->admin, "dram.capacity", b->cas_cap, sizeof b->cas_cap);
       return 0;
     }
   }
@@ -1096,26 +873,7 @@ static int start_cascaded(struct bench *b) {
 
 /* The path of cascaded: --cascaded, else next to this program, else $PATH. */
 static int find_cascaded(struct bench *b, char *out, size_t cap) {
-  char exe[PATH_MAX_B];
-  ssize_t n;
-
-  if (b->cascaded_opt != NULL) {
-    snprintf(out, cap, "%s", b->cascaded_opt);
-    return access(out, X_OK);
-  }
-  n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    char *slash;
-
-    exe[n] = '\0';
-    slash = strrchr(exe, '/');
-    if (slash != NULL) {
-      *slash = '\0';
-      snprintf(out, cap, "%s/cascaded", exe);
-      if (access(out, X_OK) == 0) return 0;
-    }
-  }
-  return find_on_path("cascaded", out, cap);
+  return cli_find_cascaded(b->cascaded_opt, out, cap);
 }
 
 /* ---- Connections and buffers --------------------------------------------- */
@@ -1127,7 +885,7 @@ static int open_connections(struct bench *b) {
 
     for (int sys = 0; sys < NSYS; sys++) {
       if (sys == SYS_REDIS && !b->have_redis) continue;
-      s->ctx[sys] = connect_tcp(b->srv[sys].port, 5);
+      s->ctx[sys] = cli_connect_tcp(b->srv[sys].port, 5);
       if (s->ctx[sys] == NULL) {
         snprintf(b->err, sizeof b->err, "cannot connect to %s on port %d",
                  sys_name[sys], b->srv[sys].port);
@@ -1187,7 +945,7 @@ static void cleanup(struct bench *b) {
     free(s->leases);
     memset(s, 0, sizeof *s);
   }
-  for (int sys = 0; sys < NSYS; sys++) kill_server(&b->srv[sys]);
+  for (int sys = 0; sys < NSYS; sys++) cli_server_kill(&b->srv[sys]);
   if (b->pool != NULL) munmap(b->pool, b->pool_len);
   b->pool = NULL;
   if (b->work[0] != '\0' && !b->keep) {
@@ -1423,7 +1181,7 @@ static void print_table(const struct bench *b) {
 
 static void print_header(const struct bench *b, const cli_machine *m) {
   char mem[32], cap[32], pc[32];
-  const struct server *r = &b->srv[SYS_REDIS], *c = &b->srv[SYS_CASCADED];
+  const cli_server *r = &b->srv[SYS_REDIS], *c = &b->srv[SYS_CASCADED];
 
   if (b->json) {
     printf("{\"type\":\"machine\",\"cpu_model\":");
@@ -1873,7 +1631,7 @@ int cli_bench_server(int argc, char **argv, const cli_common *co) {
     }
   } else {
     b->have_redis =
-        find_on_path("redis-server", b->srv[SYS_REDIS].path,
+        cli_find_on_path("redis-server", b->srv[SYS_REDIS].path,
                      sizeof b->srv[SYS_REDIS].path) == 0;
     if (!b->have_redis)
       cli_err("bench server: redis-server not found on $PATH: its rows are "

@@ -14,6 +14,11 @@
  *                 file-per-block layout
  *   bench_server.c `cascade bench server`: cascaded against redis-server
  *                 over RESP, and its shared-memory path against memcpy
+ *   suite.c       `cascade bench suite`: the same workloads on many real
+ *                 storage systems, each behind an adapter (suite.h,
+ *                 suite_*.c)
+ *   servers.c     real servers started by the benchmarks: free port,
+ *                 spawn with a death signal, wait for PING, stop and reap
  *   replay.c      `cascade replay`: a trace (or the synthetic workload)
  *                 through the engine or the simulator (src/sim/)
  *   client.c      the client commands (put, get, del, exists, stat, ping):
@@ -29,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "cascade.h"
 
@@ -184,6 +190,74 @@ typedef struct cli_machine {
 /* Fill *m from /proc and /sys; what cannot be read is left empty/zero. */
 void cli_machine_facts(cli_machine *m);
 
+/* ---- Servers started by the benchmarks (servers.c) ----------------------- */
+
+#define CLI_SERVER_START_S 15    /* to answer PING after the start */
+#define CLI_SERVER_STOP_S 10     /* to exit after SHUTDOWN NOSAVE */
+#define CLI_SERVER_IO_TIMEOUT_S 60 /* per command on a connection */
+
+struct redisContext; /* hiredis */
+
+/* A server process the tool started.  pid 0: not running.  admin: a RESP
+ * connection kept open for SHUTDOWN (and INFO, FLUSHDB...), or NULL. */
+typedef struct cli_server {
+  char path[1056]; /* the program */
+  char log[1056];  /* its stdout and stderr (emptied at start) */
+  char version[64];
+  pid_t pid;
+  int port;
+  struct redisContext *admin;
+} cli_server;
+
+/* An executable `name` on $PATH into out; 0, or -1 (out ""). */
+int cli_find_on_path(const char *name, char *out, size_t cap);
+/* cascaded: opt if not NULL (0 if executable), else next to this program,
+ * else on $PATH; 0, or -1. */
+int cli_find_cascaded(const char *opt, char *out, size_t cap);
+/* A free TCP port on 127.0.0.1 (asked of the kernel), or -1. */
+int cli_free_port(void);
+/* Start argv[0] (no shell) with stdin /dev/null and its output in logpath
+ * (emptied); it gets SIGKILL when the tool dies.  Its pid, or -1 (errno). */
+pid_t cli_spawn(char *const argv[], const char *logpath);
+/* The last 400 bytes of a log file on one line into out ("" if none). */
+void cli_log_tail(const char *path, char *out, size_t cap);
+/* A hiredis connection to 127.0.0.1:port (connect timeout timeout_s, then
+ * CLI_SERVER_IO_TIMEOUT_S per command), or NULL. */
+struct redisContext *cli_connect_tcp(int port, double timeout_s);
+/* Spawn s->path with argv (argv[0] = s->path; s->port, s->log set) and
+ * wait up to CLI_SERVER_START_S for PING; s->admin is then connected.
+ * 0, or -1 with the reason in err (the log's tail if it exited); the
+ * process is then gone. */
+int cli_server_start(cli_server *s, char *const argv[], char *err,
+                     size_t cap);
+/* SHUTDOWN NOSAVE on s->admin (SIGTERM without one), wait up to
+ * CLI_SERVER_STOP_S, reap.  0 if it exited by itself with status 0, -1 if
+ * with another status, -ETIMEDOUT if it had to be killed.  No-op (0) if
+ * not running. */
+int cli_server_stop(cli_server *s);
+/* SIGKILL and reap at once; closes s->admin.  No-op if not running. */
+void cli_server_kill(cli_server *s);
+/* "field:value" of the reply to INFO server into out ("?" if absent). */
+void cli_redis_info(struct redisContext *c, const char *field, char *out,
+                    size_t cap);
+/* CONFIG GET name into out ("?" if it fails). */
+void cli_redis_config_get(struct redisContext *c, const char *name,
+                          char *out, size_t cap);
+
+/* The RESP client of bench suite's server adapters: one batch of SET key
+ * value / GET key / EXISTS key sent as one pipeline, the replies read in
+ * order, each item's rc set (suite.h's conventions: the number of items
+ * with rc 0, or a negative errno with msg if the connection failed).
+ * cli_resp_flush: FLUSHALL (0 or -EIO). */
+struct suite_item;
+int cli_resp_put(struct redisContext *c, struct suite_item *it, int n,
+                 char *msg, size_t cap);
+int cli_resp_get(struct redisContext *c, struct suite_item *it, int n,
+                 char *msg, size_t cap);
+int cli_resp_contains(struct redisContext *c, struct suite_item *it, int n,
+                      char *msg, size_t cap);
+int cli_resp_flush(struct redisContext *c, char *msg, size_t cap);
+
 /* ---- Store statistics ---------------------------------------------------- */
 
 /* Print a snapshot of cascade_stats as readable tables, each line prefixed
@@ -209,6 +283,7 @@ int cli_cmd_ping(int argc, char **argv, const cli_common *co);
 int cli_bench_dram(int argc, char **argv, const cli_common *co);
 int cli_bench_disk(int argc, char **argv, const cli_common *co);
 int cli_bench_server(int argc, char **argv, const cli_common *co);
+int cli_bench_suite(int argc, char **argv, const cli_common *co);
 
 void cli_demo_usage(FILE *f);
 void cli_bench_usage(FILE *f);
@@ -216,6 +291,7 @@ void cli_replay_usage(FILE *f);
 void cli_bench_dram_usage(FILE *f);
 void cli_bench_disk_usage(FILE *f);
 void cli_bench_server_usage(FILE *f);
+void cli_bench_suite_usage(FILE *f);
 void cli_put_usage(FILE *f);
 void cli_get_usage(FILE *f);
 void cli_del_usage(FILE *f);

@@ -50,6 +50,10 @@ static void usage(FILE *f) {
           "  bench server  run cascaded and redis-server, compare them over "
           "RESP, and the\n"
           "                shared-memory path against memcpy\n"
+          "  bench suite   the same workloads on Cascade and real baselines "
+          "(redis,\n"
+          "                memcached, posix files, LMDB, HDF5), every byte "
+          "checked\n"
           "  replay        replay a trace (or a synthetic workload) through "
           "the store;\n"
           "                --compare: every policy, Belady and infinite "
@@ -169,18 +173,20 @@ static int cmd_config(int argc, char **argv, const cli_common *co0) {
 /* ---- bench ---------------------------------------------------------------- */
 
 void cli_bench_usage(FILE *f) {
-  fprintf(f, "Usage: cascade bench dram|disk|server [OPTIONS]\n\n");
+  fprintf(f, "Usage: cascade bench dram|disk|server|suite [OPTIONS]\n\n");
   cli_bench_dram_usage(f);
   fputc('\n', f);
   cli_bench_disk_usage(f);
   fputc('\n', f);
   cli_bench_server_usage(f);
+  fputc('\n', f);
+  cli_bench_suite_usage(f);
 }
 
 int cli_cmd_bench(int argc, char **argv, const cli_common *co) {
   if (argc < 2) {
-    cli_err("bench: which benchmark? (known: dram, disk, server; see cascade "
-            "bench --help)");
+    cli_err("bench: which benchmark? (known: dram, disk, server, suite; see "
+            "cascade bench --help)");
     return CLI_USAGE;
   }
   if (is_help(argv[1])) {
@@ -193,7 +199,9 @@ int cli_cmd_bench(int argc, char **argv, const cli_common *co) {
     return cli_bench_disk(argc - 2, argv + 2, co);
   if (strcmp(argv[1], "server") == 0)
     return cli_bench_server(argc - 2, argv + 2, co);
-  cli_err("bench: unknown benchmark '%s' (known: dram, disk, server)",
+  if (strcmp(argv[1], "suite") == 0)
+    return cli_bench_suite(argc - 2, argv + 2, co);
+  cli_err("bench: unknown benchmark '%s' (known: dram, disk, server, suite)",
           argv[1]);
   return CLI_USAGE;
 }

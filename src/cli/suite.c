@@ -1,0 +1,1351 @@
+/*
+ * suite.c - `cascade bench suite`: the same workloads, with the same data,
+ * on many real storage systems, each behind an adapter (suite.h; the
+ * adapters are in suite_*.c, weak symbols: one not built in is absent).
+ *
+ * Systems, in this order: cascade (the library, embedded), cascade-shm and
+ * cascade-server (a real cascaded: zero-copy leases over its Unix socket,
+ * RESP over TCP), redis, memcached, posix, lmdb, hdf5 - each by the name
+ * its adapter gives.  Per system: init (start it, in its own subdirectory
+ * of the data directory), the workloads in the order write, hot-read,
+ * cold-read, then clear (checked: the first keys must be gone) and fini.
+ * A system whose init answers SUITE_SKIP (not installed...) is skipped with
+ * its reason; the exit status does not change.
+ *
+ * Data.  A pool of POOL_BYTES (+ one block) is filled once from the seed
+ * (splitmix64: incompressible).  Block i is the window of the pool at byte
+ * 8 * (((i + mix(seed)) * ODD) mod (POOL_BYTES / 8)): a different start for
+ * every i < POOL_BYTES / 8, so no two blocks are equal (dedup never hits),
+ * nothing is generated in a timed region, and a block read back is
+ * compared with its window byte for byte.  Key i is "blk:%016llx".
+ *
+ * Workloads.  T threads (--threads), thread t owning the blocks
+ * [t*N/T, (t+1)*N/T), in calls of B blocks (--batch); every thread has its
+ * own handle (adapter open), opened before the workload and closed after
+ * it (untimed).  sync, cold and clear are called while no thread uses a
+ * handle (cold and clear with none open).
+ *   write     put every block once, then sync; the time is one span from
+ *             the start (all threads released together) to the end of
+ *             sync.
+ *   hot-read  get every block (after write, or after an untimed load
+ *             when write is not run) and compare every byte.
+ *   cold-read adapter cold() (untimed), then as hot-read.  -ENOTSUP:
+ *             skipped, with the reason.
+ *   Reads: every thread reads its blocks into a buffer of its own that
+ *   holds them all (prefaulted); the time is one span from the start to
+ *   the end of the last get; every byte is compared after it.  A working
+ *   set over a quarter of the memory is read in one buffer of B blocks per
+ *   thread instead, compared after each call; the time is then the
+ *   largest, over threads, of the sum of that thread's get-call spans.
+ * Latency: the span of each put/get call (B blocks), all threads together,
+ * nearest-rank p50/p90/p99/p999 and max: per call, not per block.
+ * Throughput: bytes / time (GB/s, 10^9 bytes), blocks / time (ops/s).
+ *
+ * Failures.  A wrong length or byte, a block missing on read (or not
+ * counted by contains after write), an item that a put rejected, or a
+ * failed call fails that system: its remaining workloads are not run, a
+ * message names the system and the key, and the exit status is 1.  The
+ * other systems still run.
+ *
+ * Results.  One JSON file per (system, workload) run, results/
+ * {system}_{workload}_1n_{timestamp}.json (timestamp of the start of the
+ * run, UTC, e.g. 20261123T153000Z): configuration, machine facts (with the
+ * file system and device of the data directory), the system's version,
+ * throughput, latency, errors.  --json also prints each object (and the
+ * skipped ones) on stdout, one per line, and the human text goes to
+ * stderr.  Then a table: system, workload,
+ * block, GB/s, ops/s, p50/p99 per call, and GB/s against the best
+ * baseline (the best system whose name does not start with "cascade").
+ *
+ * Single-threaded except for the workers of a workload; no global state.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "suite.h"
+
+#define POOL_BYTES (64ull << 20) /* a power of two, see "Data" */
+#define ODD 0x9e3779b97f4a7c15ull
+#define DEFAULT_SEED 0x6361736361646533ull
+#define MIN_BLOCK 64ull
+#define MAX_BLOCK (256ull << 20)
+#define MAX_THREADS 64
+#define MAX_BATCH 1024
+#define KEY_LEN 20 /* "blk:" + 16 hex digits */
+#define DIR_MAX 1024
+#define MSG_MAX (SUITE_MSG + 256)
+
+enum { WL_WRITE, WL_HOT, WL_COLD, NWL };
+static const char *const wl_name[NWL] = {"write", "hot-read", "cold-read"};
+
+enum { ST_OK, ST_FAILED, ST_SKIPPED };
+
+/* The adapters, in the order of the table; NULL = not built in. */
+static const suite_adapter *adapter_at(int k) {
+  switch (k) {
+  case 0: return &suite_cascade;
+  case 1: return &suite_cascade_shm;
+  case 2: return &suite_cascade_server;
+  case 3: return &suite_redis;
+  case 4: return &suite_memcached;
+  case 5: return &suite_posix;
+  case 6: return &suite_lmdb;
+  case 7: return &suite_hdf5;
+  default: return NULL;
+  }
+}
+#define NADAPTERS 8
+
+/* KV bytes per token = layers x kv_heads x head_dim x 2 (K, V) x 2 (fp16),
+ * as in replay.c. */
+static const struct model {
+  const char *name;
+  unsigned layers, kv_heads, head_dim;
+} models[] = {
+    {"llama3-8b", 32, 8, 128},  {"llama3-70b", 80, 8, 128},
+    {"qwen2.5-7b", 28, 4, 128}, {"qwen2.5-32b", 64, 8, 128},
+    {"qwen2.5-72b", 80, 8, 128},
+};
+#define NMODELS (sizeof models / sizeof models[0])
+
+struct result {
+  const suite_adapter *a;
+  int wl, status;
+  char reason[MSG_MAX];
+  char version[256];
+  double secs, gbps, ops;
+  uint64_t bytes, blocks, calls, errors;
+  uint64_t p50, p90, p99, p999, max;
+  double mean;
+};
+
+struct suite {
+  /* options */
+  uint64_t block, nblocks, seed;
+  int threads, batch, quick, json, keep, seed_given;
+  int whole; /* reads: every block kept, compared after the pass */
+  FILE *out; /* the human text: stdout, stderr with --json */
+  int wl[NWL];
+  const char *model;
+  uint64_t tpb;
+  const char *dir_opt, *results, *cascaded_opt;
+  const suite_adapter *sys[NADAPTERS];
+  int nsys;
+
+  /* resources */
+  char cascaded[1056];
+  int have_cascaded;
+  char base[DIR_MAX], work[DIR_MAX];
+  char fs_type[64], device[256];
+  char stamp[32];
+  cli_machine m;
+  char host[256];
+  uint8_t *pool;
+  size_t pool_len;
+  char (*keys)[KEY_LEN + 1];
+  uint64_t pool_off;
+
+  struct result *res;
+  int nres, failed;
+  int step, nsteps;
+};
+
+/* The start of a pass: workers wait for go (1: run, -1: give up). */
+struct start {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int go;
+};
+
+struct worker {
+  struct suite *s;
+  const suite_adapter *a;
+  void *h;
+  int t, wl; /* wl: WL_WRITE puts, else gets */
+  pthread_t th;
+  struct start *go;
+  uint64_t first, last;
+  suite_item *it;
+  uint8_t *buf;
+  uint64_t *lat;
+  size_t nlat;
+  double busy, t_end;
+  uint64_t errors;
+  int fail;
+  char msg[MSG_MAX];
+};
+
+void cli_bench_suite_usage(FILE *f) {
+  fprintf(
+      f,
+      "Usage: cascade bench suite [--systems LIST] [--workloads LIST]\n"
+      "                           [--block SIZE | --model NAME "
+      "[--tokens-per-block N]]\n"
+      "                           [--blocks N | --total SIZE] [--threads N] "
+      "[--batch N]\n"
+      "                           [--dir DIR] [--results DIR] [--cascaded "
+      "PATH]\n"
+      "                           [--seed N] [--quick] [--json] [--keep]\n"
+      "\n"
+      "Run the same workloads, with the same data, on every storage system "
+      "built in,\n"
+      "each the real system behind an adapter (servers started on free "
+      "loopback ports,\n"
+      "files in their own directory), and check every byte read back:\n"
+      "  write      put every block once in batches, then sync; timed end "
+      "to end\n"
+      "  hot-read   get every block (warm) and compare it\n"
+      "  cold-read  the system's cold step (drop the page cache, restart "
+      "the store on\n"
+      "             its files), then as hot-read; skipped for systems that "
+      "keep all\n"
+      "             in memory\n"
+      "\n"
+      "Options:\n"
+      "  --systems LIST     comma separated [all built in: cascade, "
+      "cascade-shm,\n"
+      "                     cascade-server, redis, memcached, posix, lmdb, "
+      "hdf5...]\n"
+      "  --workloads LIST   write, hot-read, cold-read [all three]\n"
+      "  --block SIZE       bytes per block [1m; --quick: 256k]\n"
+      "  --model NAME       the block of NAME's KV cache: llama3-8b (128 "
+      "KiB/token),\n"
+      "                     llama3-70b (320 KiB), qwen2.5-7b (56 KiB), "
+      "qwen2.5-32b\n"
+      "                     (256 KiB), qwen2.5-72b (320 KiB); times "
+      "--tokens-per-block\n"
+      "                     [16]\n"
+      "  --blocks N         blocks in the working set [--total / block]\n"
+      "  --total SIZE       bytes in the working set [1g; --quick: 8m]\n"
+      "  --threads N        worker threads, one handle (connection) each, "
+      "1..%d [1]\n"
+      "  --batch N          blocks per put/get call, 1..%d [16; --quick: 8]\n"
+      "  --dir DIR          where the data directory is made (mkdtemp) "
+      "[$TMPDIR, else\n"
+      "                     /var/tmp]; one subdirectory per system\n"
+      "  --results DIR      one JSON file per (system, workload) "
+      "[results]\n"
+      "  --cascaded PATH    cascaded to run [next to cascade, else $PATH]\n"
+      "  --seed N           seed of the data [fixed]\n"
+      "  --keep             keep the data directory\n"
+      "  --quick            a tiny run of every system (for the tests)\n"
+      "  --json             also print every result as one JSON object per "
+      "line\n"
+      "\n"
+      "Latency is per put/get call of --batch blocks.  A wrong byte, a "
+      "missing block or\n"
+      "a failed call fails that system (the others still run): exit "
+      "status 1.\n",
+      MAX_THREADS, MAX_BATCH);
+}
+
+/* ---- Data ---------------------------------------------------------------- */
+
+static inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static void fill_pool(uint8_t *p, size_t bytes, uint64_t seed) {
+  uint64_t x = seed;
+
+  for (size_t o = 0; o + 8 <= bytes; o += 8) {
+    uint64_t z = mix64(x += ODD);
+
+    memcpy(p + o, &z, 8);
+  }
+}
+
+static inline const uint8_t *block_src(const struct suite *s, uint64_t i) {
+  uint64_t w = ((i + s->pool_off) * ODD) & (POOL_BYTES / 8 - 1);
+
+  return s->pool + w * 8;
+}
+
+/* ---- Workers ------------------------------------------------------------- */
+
+static void wfail(struct worker *w, const char *fmt, const char *key,
+                  const char *detail) {
+  if (w->fail) return;
+  w->fail = 1;
+  snprintf(w->msg, sizeof w->msg, fmt, key, detail);
+}
+
+/* Check the items of one get call, blocks j0..: status and length, and
+ * with bytes, every byte. */
+static void check_gets(struct worker *w, uint64_t j0, int n, int bytes) {
+  const struct suite *s = w->s;
+
+  for (int k = 0; k < n && !w->fail; k++) {
+    suite_item *it = &w->it[k];
+    const char *key = s->keys[j0 + (uint64_t)k];
+    char d[64];
+
+    if (it->rc != 0 || it->vlen != s->block) w->errors++;
+    if (it->rc == -ENOENT) {
+      wfail(w, "key %s: missing (%s)", key, "it was put");
+    } else if (it->rc != 0) {
+      wfail(w, "key %s: get failed: %s", key, cascade_strerror(it->rc));
+    } else if (it->vlen != s->block) {
+      snprintf(d, sizeof d, "%zu bytes, expected %" PRIu64, it->vlen,
+               s->block);
+      wfail(w, "key %s: wrong length: %s", key, d);
+    } else if (bytes && memcmp(it->val, block_src(s, j0 + (uint64_t)k),
+                               s->block) != 0) {
+      w->errors++;
+      wfail(w, "key %s: %s", key, "wrong bytes");
+    }
+  }
+}
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  const struct suite *s = w->s;
+  int put = w->wl == WL_WRITE;
+  char msg[SUITE_MSG];
+
+  pthread_mutex_lock(&w->go->mu);
+  while (w->go->go == 0) pthread_cond_wait(&w->go->cv, &w->go->mu);
+  if (w->go->go < 0) w->fail = 1;
+  pthread_mutex_unlock(&w->go->mu);
+  for (uint64_t j = w->first; j < w->last && !w->fail;) {
+    int n = (int)(w->last - j < (uint64_t)s->batch ? w->last - j
+                                                   : (uint64_t)s->batch);
+    double t0, t1;
+    int r;
+
+    for (int k = 0; k < n; k++) {
+      suite_item *it = &w->it[k];
+
+      it->key = s->keys[j + (uint64_t)k];
+      it->klen = KEY_LEN;
+      it->val = put       ? (void *)block_src(s, j + (uint64_t)k)
+                : s->whole ? w->buf + (size_t)(j - w->first + (uint64_t)k) *
+                                          s->block
+                           : w->buf + (size_t)k * s->block;
+      it->vlen = s->block;
+      it->rc = -EINPROGRESS;
+    }
+    msg[0] = '\0';
+    t0 = cli_now();
+    r = put ? w->a->put(w->h, w->it, n, msg, sizeof msg)
+            : w->a->get(w->h, w->it, n, msg, sizeof msg);
+    t1 = cli_now();
+    w->lat[w->nlat++] = (uint64_t)((t1 - t0) * 1e9);
+    w->busy += t1 - t0;
+    if (r < 0) {
+      char d[SUITE_MSG + 64];
+
+      w->errors++;
+      snprintf(d, sizeof d, "%s (%s)", msg[0] ? msg : "failed",
+               cascade_strerror(r));
+      wfail(w, put ? "put of a batch from key %s: %s"
+                   : "get of a batch from key %s: %s",
+            s->keys[j], d);
+      break;
+    }
+    if (put) {
+      for (int k = 0; k < n; k++)
+        if (w->it[k].rc != 0) {
+          w->errors++;
+          wfail(w, "key %s: put failed: %s", s->keys[j + (uint64_t)k],
+                msg[0] ? msg : cascade_strerror(w->it[k].rc));
+        }
+    } else {
+      check_gets(w, j, n, !s->whole);
+    }
+    j += (uint64_t)n;
+  }
+  w->t_end = cli_now();
+  return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+  return x < y ? -1 : x > y;
+}
+
+static uint64_t pct(const uint64_t *v, size_t n, double p) {
+  size_t k;
+
+  if (n == 0) return 0;
+  k = (size_t)(p * (double)n + 0.999999999);
+  if (k < 1) k = 1;
+  if (k > n) k = n;
+  return v[k - 1];
+}
+
+/* Run one pass (puts for WL_WRITE, else gets) of every block; with sync
+ * for writes.  Fills r (timing, latency) unless r is NULL (a load). */
+static int run_pass(struct suite *s, const suite_adapter *a, void *st,
+                    int wl, struct result *r, char *err, size_t cap) {
+  int T = s->threads, started = 0, rc = -1;
+  struct worker *w = calloc((size_t)T, sizeof *w);
+  struct start go = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  uint64_t *all = NULL;
+  size_t nall = 0;
+  double t0 = 0, t1;
+  uint64_t errors = 0;
+
+  err[0] = '\0';
+  if (w == NULL) {
+    snprintf(err, cap, "out of memory");
+    return -1;
+  }
+  for (int t = 0; t < T; t++) {
+    struct worker *x = &w[t];
+    uint64_t calls;
+    size_t bufsz;
+    char msg[SUITE_MSG] = "";
+    int e;
+
+    x->s = s;
+    x->a = a;
+    x->t = t;
+    x->wl = wl;
+    x->go = &go;
+    x->first = s->nblocks * (uint64_t)t / (uint64_t)T;
+    x->last = s->nblocks * (uint64_t)(t + 1) / (uint64_t)T;
+    calls = (x->last - x->first + (uint64_t)s->batch - 1) / (uint64_t)s->batch;
+    x->it = calloc((size_t)s->batch, sizeof *x->it);
+    x->lat = calloc(calls + 1, sizeof *x->lat);
+    bufsz = (size_t)(s->whole ? x->last - x->first : (uint64_t)s->batch) *
+            s->block;
+    if (wl != WL_WRITE && posix_memalign((void **)&x->buf, 4096, bufsz))
+      x->buf = NULL;
+    if (x->it == NULL || x->lat == NULL || (wl != WL_WRITE && !x->buf)) {
+      snprintf(err, cap, "out of memory");
+      goto out;
+    }
+    if (wl != WL_WRITE) memset(x->buf, 0, bufsz); /* no faults timed */
+    e = a->open(st, t, &x->h, msg, sizeof msg);
+    if (e != 0) {
+      x->h = NULL;
+      snprintf(err, cap, "open (thread %d): %s (%s)", t,
+               msg[0] ? msg : "failed", cascade_strerror(e));
+      goto out;
+    }
+  }
+  for (; started < T; started++)
+    if (pthread_create(&w[started].th, NULL, worker_main, &w[started]) !=
+        0) {
+      snprintf(err, cap, "cannot start a thread");
+      break;
+    }
+  t0 = cli_now();
+  pthread_mutex_lock(&go.mu);
+  go.go = started < T ? -1 : 1;
+  pthread_cond_broadcast(&go.cv);
+  pthread_mutex_unlock(&go.mu);
+  for (int t = 0; t < started; t++) pthread_join(w[t].th, NULL);
+  if (started < T) goto out;
+  for (int t = 0; t < T; t++) {
+    errors += w[t].errors;
+    if (w[t].fail && err[0] == '\0') snprintf(err, cap, "%s", w[t].msg);
+  }
+  t1 = t0;
+  for (int t = 0; t < T; t++)
+    if (w[t].t_end > t1) t1 = w[t].t_end;
+  /* reads kept whole: every byte compared now, outside the timing */
+  for (int t = 0; t < T && wl != WL_WRITE && s->whole && !err[0]; t++)
+    for (uint64_t j = w[t].first; j < w[t].last; j++)
+      if (memcmp(w[t].buf + (size_t)(j - w[t].first) * s->block,
+                 block_src(s, j), s->block) != 0) {
+        snprintf(err, cap, "key %s: wrong bytes", s->keys[j]);
+        errors++;
+        break;
+      }
+  if (err[0] != '\0') {
+    if (r != NULL) r->errors = errors;
+    goto out;
+  }
+  if (wl == WL_WRITE) {
+    char msg[SUITE_MSG] = "";
+    int e = a->sync(st, msg, sizeof msg);
+
+    if (e != 0) {
+      snprintf(err, cap, "sync: %s (%s)", msg[0] ? msg : "failed",
+               cascade_strerror(e));
+      if (r != NULL) r->errors = errors + 1;
+      goto out;
+    }
+  }
+  if (wl == WL_WRITE) t1 = cli_now();
+  if (r != NULL) {
+    double secs = t1 - t0;
+
+    if (wl != WL_WRITE && !s->whole) {
+      secs = 0;
+      for (int t = 0; t < T; t++)
+        if (w[t].busy > secs) secs = w[t].busy;
+    }
+    for (int t = 0; t < T; t++) nall += w[t].nlat;
+    all = malloc((nall + 1) * sizeof *all);
+    if (all == NULL) {
+      snprintf(err, cap, "out of memory");
+      goto out;
+    }
+    nall = 0;
+    r->mean = 0;
+    for (int t = 0; t < T; t++)
+      for (size_t k = 0; k < w[t].nlat; k++) {
+        all[nall++] = w[t].lat[k];
+        r->mean += (double)w[t].lat[k];
+      }
+    qsort(all, nall, sizeof *all, cmp_u64);
+    r->calls = nall;
+    r->mean = nall ? r->mean / (double)nall : 0;
+    r->p50 = pct(all, nall, 0.50);
+    r->p90 = pct(all, nall, 0.90);
+    r->p99 = pct(all, nall, 0.99);
+    r->p999 = pct(all, nall, 0.999);
+    r->max = nall ? all[nall - 1] : 0;
+    r->secs = secs;
+    r->blocks = s->nblocks;
+    r->bytes = s->nblocks * s->block;
+    r->gbps = secs > 0 ? (double)r->bytes / secs / 1e9 : 0;
+    r->ops = secs > 0 ? (double)r->blocks / secs : 0;
+    r->errors = errors;
+  }
+  rc = 0;
+out:
+  for (int t = 0; t < T; t++) {
+    if (w[t].h != NULL) a->close(st, w[t].h);
+    free(w[t].it);
+    free(w[t].lat);
+    free(w[t].buf);
+  }
+  free(all);
+  free(w);
+  return rc;
+}
+
+/* After write: contains must count every block. */
+static int check_contains(struct suite *s, const suite_adapter *a, void *st,
+                          int want_all, char *err, size_t cap) {
+  void *h = NULL;
+  suite_item *it = calloc((size_t)s->batch, sizeof *it);
+  char msg[SUITE_MSG] = "";
+  uint64_t last = want_all ? s->nblocks : (uint64_t)s->batch;
+  int e, rc = -1;
+
+  if (last > s->nblocks) last = s->nblocks;
+  if (a->contains == NULL) {
+    free(it);
+    return 0;
+  }
+  if (it == NULL) {
+    snprintf(err, cap, "out of memory");
+    return -1;
+  }
+  e = a->open(st, 0, &h, msg, sizeof msg);
+  if (e != 0) {
+    snprintf(err, cap, "open: %s (%s)", msg[0] ? msg : "failed",
+             cascade_strerror(e));
+    free(it);
+    return -1;
+  }
+  for (uint64_t j = 0; j < last;) {
+    int n = (int)(last - j < (uint64_t)s->batch ? last - j
+                                                 : (uint64_t)s->batch);
+
+    for (int k = 0; k < n; k++) {
+      it[k].key = s->keys[j + (uint64_t)k];
+      it[k].klen = KEY_LEN;
+      it[k].val = NULL;
+      it[k].vlen = 0;
+      it[k].rc = -EINPROGRESS;
+    }
+    e = a->contains(h, it, n, msg, sizeof msg);
+    if (e < 0) {
+      snprintf(err, cap, "contains: %s (%s)", msg[0] ? msg : "failed",
+               cascade_strerror(e));
+      goto out;
+    }
+    if (want_all && e != n) {
+      int k = 0;
+
+      while (k < n - 1 && it[k].rc == 0) k++;
+      snprintf(err, cap,
+               "key %s: missing after write (contains: %d of the %d keys "
+               "from %s)",
+               s->keys[j + (uint64_t)k], e, n, s->keys[j]);
+      goto out;
+    }
+    if (!want_all && e != 0) {
+      snprintf(err, cap, "clear: %d of the %d keys from %s still present", e,
+               n, s->keys[j]);
+      goto out;
+    }
+    j += (uint64_t)n;
+  }
+  rc = 0;
+out:
+  a->close(st, h);
+  free(it);
+  return rc;
+}
+
+/* ---- Results -------------------------------------------------------------- */
+
+static void json_result(const struct suite *s, const struct result *r,
+                        FILE *f) {
+  static const char *const status[] = {"ok", "failed", "skipped"};
+
+  fprintf(f, "{\"bench\":\"suite\",\"system\":");
+  cli_json_str(f, r->a->name);
+  fprintf(f, ",\"kind\":");
+  cli_json_str(f, r->a->kind);
+  fprintf(f, ",\"version\":");
+  cli_json_str(f, r->version);
+  fprintf(f, ",\"workload\":\"%s\",\"nodes\":1,\"timestamp\":\"%s\"",
+          wl_name[r->wl], s->stamp);
+  fprintf(f, ",\"status\":\"%s\",\"reason\":", status[r->status]);
+  cli_json_str(f, r->reason);
+  fprintf(f,
+          ",\"config\":{\"block\":%" PRIu64 ",\"blocks\":%" PRIu64
+          ",\"total_bytes\":%" PRIu64 ",\"threads\":%d,\"batch\":%d,"
+          "\"seed\":%" PRIu64 ",\"model\":",
+          s->block, s->nblocks, s->block * s->nblocks, s->threads, s->batch,
+          s->seed);
+  if (s->model != NULL) {
+    cli_json_str(f, s->model);
+    fprintf(f, ",\"tokens_per_block\":%" PRIu64, s->tpb);
+  } else {
+    fprintf(f, "null");
+  }
+  fprintf(f, ",\"quick\":%s,\"dir\":", s->quick ? "true" : "false");
+  cli_json_str(f, s->work);
+  fprintf(f, ",\"cascaded\":");
+  if (s->have_cascaded)
+    cli_json_str(f, s->cascaded);
+  else
+    fprintf(f, "null");
+  fprintf(f, ",\"keys\":\"blk:%%016llx\",\"data\":\"windows of a "
+             "seeded splitmix64 pool, distinct per block\"}");
+  fprintf(f, ",\"machine\":{\"host\":");
+  cli_json_str(f, s->host);
+  fprintf(f, ",\"cpu\":");
+  cli_json_str(f, s->m.cpu);
+  fprintf(f, ",\"cores\":%ld,\"memory\":%" PRIu64 ",\"l3\":%" PRIu64
+             ",\"kernel\":",
+          s->m.cores, s->m.mem, s->m.l3);
+  cli_json_str(f, s->m.kernel);
+  fprintf(f, ",\"thp\":");
+  cli_json_str(f, s->m.thp);
+  fprintf(f, ",\"fs\":");
+  cli_json_str(f, s->fs_type);
+  fprintf(f, ",\"device\":");
+  cli_json_str(f, s->device);
+  fprintf(f, "}");
+  if (r->status != ST_SKIPPED) {
+    fprintf(f,
+            ",\"result\":{\"seconds\":%.6f,\"bytes\":%" PRIu64
+            ",\"blocks\":%" PRIu64 ",\"gbps\":",
+            r->secs, r->bytes, r->blocks);
+    cli_json_num(f, r->gbps);
+    fprintf(f, ",\"ops_per_sec\":");
+    cli_json_num(f, r->ops);
+    fprintf(f,
+            ",\"calls\":%" PRIu64 ",\"errors\":%" PRIu64
+            ",\"timing\":\"%s\","
+            "\"latency_ns\":{\"per\":\"call of up to %d blocks\","
+            "\"p50\":%" PRIu64 ",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64
+            ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 ",\"mean\":%.0f}}",
+            r->calls, r->errors,
+            r->wl == WL_WRITE ? "one span, first put to end of sync"
+            : s->whole ? "one span, first get to last get; every byte "
+                         "compared after it"
+                       : "largest per-thread sum of get-call spans, every "
+                         "byte compared between calls",
+            s->batch, r->p50, r->p90, r->p99, r->p999, r->max, r->mean);
+  }
+  fprintf(f, "}\n");
+}
+
+static void write_result(struct suite *s, const struct result *r) {
+  char path[DIR_MAX + 128], tmp[DIR_MAX + 140];
+  FILE *f;
+
+  if (s->json) json_result(s, r, stdout);
+  if (r->status == ST_SKIPPED) return;
+  snprintf(path, sizeof path, "%s/%s_%s_1n_%s.json", s->results, r->a->name,
+           wl_name[r->wl], s->stamp);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  f = fopen(tmp, "w");
+  if (f == NULL) {
+    cli_err("bench suite: cannot write %s: %s", tmp, strerror(errno));
+    return;
+  }
+  json_result(s, r, f);
+  if (fclose(f) != 0 || rename(tmp, path) != 0) {
+    cli_err("bench suite: cannot write %s: %s", path, strerror(errno));
+    unlink(tmp);
+  }
+}
+
+static int is_baseline(const suite_adapter *a) {
+  return strncmp(a->name, "cascade", 7) != 0;
+}
+
+static void print_table(const struct suite *s) {
+  static const char *const hd[9] = {"system",  "workload", "block",
+                                    "GB/s",    "ops/s",    "p50/call",
+                                    "p99/call", "errors",  "vs best baseline"};
+  cli_table *t = cli_table_new(9, hd, "lllrrrrrl");
+  char bs[32];
+
+  if (t == NULL) return;
+  cli_fmt_size(s->block, bs, sizeof bs);
+  for (int wl = 0; wl < NWL; wl++) {
+    const struct result *best = NULL;
+
+    for (int k = 0; k < s->nres; k++) {
+      const struct result *r = &s->res[k];
+
+      if (r->wl == wl && r->status == ST_OK && is_baseline(r->a) &&
+          (best == NULL || r->gbps > best->gbps))
+        best = r;
+    }
+    for (int k = 0; k < s->nres; k++) {
+      const struct result *r = &s->res[k];
+      char g[32] = "", o[32] = "", p50[32] = "", p99[32] = "", e[32] = "",
+           vs[96] = "";
+      const char *cells[9];
+
+      if (r->wl != wl) continue;
+      if (r->status == ST_OK) {
+        snprintf(g, sizeof g, "%.3f", r->gbps);
+        snprintf(o, sizeof o, "%.0f", r->ops);
+        cli_fmt_ns(r->p50, p50, sizeof p50);
+        cli_fmt_ns(r->p99, p99, sizeof p99);
+        snprintf(e, sizeof e, "%" PRIu64, r->errors);
+        if (best != NULL && best->gbps > 0)
+          snprintf(vs, sizeof vs, "%.2fx %s", r->gbps / best->gbps,
+                   best->a->name);
+        else
+          snprintf(vs, sizeof vs, "n/a");
+      } else {
+        snprintf(g, sizeof g, "%s",
+                 r->status == ST_FAILED ? "FAILED" : "skipped");
+        snprintf(vs, sizeof vs, "%.80s", r->reason);
+        if (r->status == ST_FAILED)
+          snprintf(e, sizeof e, "%" PRIu64, r->errors);
+      }
+      cells[0] = r->a->name;
+      cells[1] = wl_name[wl];
+      cells[2] = bs;
+      cells[3] = g;
+      cells[4] = o;
+      cells[5] = p50;
+      cells[6] = p99;
+      cells[7] = e;
+      cells[8] = vs;
+      cli_table_row(t, cells);
+    }
+  }
+  cli_table_print(t, s->out, "  ");
+  cli_table_free(t);
+}
+
+static void print_header(const struct suite *s) {
+  char bs[32], tot[32], mem[32];
+
+  fprintf(s->out, "cascade bench suite: %s\n", s->stamp);
+  fprintf(s->out, "machine:  %s, %ld cores, %s memory; %s\n", s->m.cpu, s->m.cores,
+         cli_fmt_size(s->m.mem, mem, sizeof mem), s->m.kernel);
+  fprintf(s->out, "data:     %s (%s on %s)\n", s->work, s->fs_type,
+         s->device[0] ? s->device : "?");
+  fprintf(s->out, "blocks:   %" PRIu64 " x %s = %s", s->nblocks,
+         cli_fmt_size(s->block, bs, sizeof bs),
+         cli_fmt_size(s->nblocks * s->block, tot, sizeof tot));
+  if (s->model != NULL)
+    fprintf(s->out, " (%s, %" PRIu64 " tokens per block)", s->model, s->tpb);
+  fprintf(s->out, "; %d thread%s, %d blocks per call\n", s->threads,
+         s->threads == 1 ? "" : "s", s->batch);
+  fprintf(s->out,
+          "latency:  per call of %d blocks; reads: every byte compared, "
+          "outside the timing%s\n",
+          s->batch, s->whole ? "" : " (between calls)");
+  fprintf(s->out, "results:  %s/<system>_<workload>_1n_%s.json\n\n", s->results,
+         s->stamp);
+  fflush(s->out);
+}
+
+/* ---- One system ------------------------------------------------------------ */
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int rm_tree(const char *path) {
+  return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct result *new_result(struct suite *s, const suite_adapter *a,
+                                 int wl, const char *version) {
+  struct result *r = &s->res[s->nres++];
+
+  memset(r, 0, sizeof *r);
+  r->a = a;
+  r->wl = wl;
+  snprintf(r->version, sizeof r->version, "%s", version ? version : "?");
+  return r;
+}
+
+static void fail_result(struct suite *s, struct result *r, const char *what,
+                        const char *err, int *bad) {
+  *bad = 1;
+  r->status = ST_FAILED;
+  snprintf(r->reason, sizeof r->reason, "%s: %s", what, err);
+  cli_err("bench suite: %s FAILED: %s: %s", r->a->name, what, err);
+  s->failed = 1;
+}
+
+static void run_system(struct suite *s, const suite_adapter *a) {
+  suite_cfg cfg;
+  char dir[DIR_MAX + 64], msg[SUITE_MSG] = "", err[MSG_MAX] = "",
+       what[128];
+  const char *version = NULL;
+  void *st = NULL;
+  int loaded = 0, bad = 0, e, base = s->nres;
+
+  snprintf(dir, sizeof dir, "%s/%s", s->work, a->name);
+  if (mkdir(dir, 0755) != 0) {
+    cli_err("bench suite: %s: mkdir %s: %s", a->name, dir, strerror(errno));
+    s->failed = 1;
+    return;
+  }
+  memset(&cfg, 0, sizeof cfg);
+  cfg.block = s->block;
+  cfg.nblocks = s->nblocks;
+  cfg.threads = s->threads;
+  cfg.batch = s->batch;
+  cfg.dir = dir;
+  cfg.cascaded = s->have_cascaded ? s->cascaded : NULL;
+  cfg.seed = s->seed;
+
+  snprintf(what, sizeof what, "%s: starting", a->name);
+  cli_progress(s->step, s->nsteps, what);
+  e = a->init(&cfg, &st, msg, sizeof msg);
+  if (e == SUITE_SKIP) {
+    cli_err("bench suite: %s skipped: %s", a->name, msg);
+    for (int wl = 0; wl < NWL; wl++)
+      if (s->wl[wl]) {
+        struct result *r = new_result(s, a, wl, NULL);
+
+        r->status = ST_SKIPPED;
+        snprintf(r->reason, sizeof r->reason, "%s", msg);
+        write_result(s, r);
+        s->step++;
+      }
+    rm_tree(dir);
+    return;
+  }
+  if (e != 0) {
+    struct result *r = new_result(s, a, WL_WRITE, NULL);
+
+    snprintf(err, sizeof err, "%s (%s)", msg[0] ? msg : "failed",
+             cascade_strerror(e));
+    fail_result(s, r, "init", err, &bad);
+    write_result(s, r);
+    rm_tree(dir);
+    return;
+  }
+  version = a->version ? a->version(st) : NULL;
+
+  for (int wl = 0; wl < NWL; wl++) {
+    struct result *r;
+
+    if (!s->wl[wl]) continue;
+    s->step++;
+    r = new_result(s, a, wl, version);
+    err[0] = '\0';
+    if (wl != WL_WRITE && !loaded) {
+      snprintf(what, sizeof what, "%s: loading", a->name);
+      cli_progress(s->step, s->nsteps, what);
+      if (run_pass(s, a, st, WL_WRITE, NULL, err, sizeof err) != 0 ||
+          check_contains(s, a, st, 1, err, sizeof err) != 0) {
+        fail_result(s, r, "load", err, &bad);
+        write_result(s, r);
+        break;
+      }
+      loaded = 1;
+    }
+    if (wl == WL_COLD) {
+      msg[0] = '\0';
+      e = a->cold(st, msg, sizeof msg);
+      if (e == -ENOTSUP) {
+        r->status = ST_SKIPPED;
+        snprintf(r->reason, sizeof r->reason, "no cold read (%s%s%s)",
+                 a->kind, msg[0] ? ": " : "", msg);
+        write_result(s, r);
+        continue;
+      }
+      if (e != 0) {
+        snprintf(err, sizeof err, "%s (%s)", msg[0] ? msg : "failed",
+                 cascade_strerror(e));
+        fail_result(s, r, "cold", err, &bad);
+        write_result(s, r);
+        break;
+      }
+    }
+    snprintf(what, sizeof what, "%s: %s", a->name, wl_name[wl]);
+    cli_progress(s->step, s->nsteps, what);
+    if (run_pass(s, a, st, wl, r, err, sizeof err) != 0 ||
+        (wl == WL_WRITE && check_contains(s, a, st, 1, err, sizeof err))) {
+      fail_result(s, r, wl_name[wl], err, &bad);
+      write_result(s, r);
+      break;
+    }
+    if (wl == WL_WRITE) loaded = 1;
+    write_result(s, r);
+  }
+  if (!bad) {
+    /* clear, checked on the first keys */
+    msg[0] = '\0';
+    e = a->clear(st, msg, sizeof msg);
+    if (e != 0 || check_contains(s, a, st, 0, err, sizeof err) != 0) {
+      struct result *r = &s->res[s->nres - 1];
+
+      if (e != 0)
+        snprintf(err, sizeof err, "%s (%s)", msg[0] ? msg : "failed",
+                 cascade_strerror(e));
+      if (s->nres > base && r->a == a) {
+        /* the failure goes on the system's last row (and its file) */
+        int json = s->json;
+
+        r->status = ST_FAILED;
+        snprintf(r->reason, sizeof r->reason, "clear: %.400s", err);
+        s->json = 0;
+        write_result(s, r);
+        s->json = json;
+      }
+      cli_err("bench suite: %s FAILED: clear: %s", a->name, err);
+      s->failed = 1;
+    }
+  }
+  /* count the steps not run after a failure */
+  for (int wl = 0; wl < NWL; wl++)
+    if (s->wl[wl]) {
+      int seen = 0;
+
+      for (int k = base; k < s->nres; k++) seen |= s->res[k].wl == wl;
+      if (!seen) s->step++;
+    }
+  a->fini(st);
+  rm_tree(dir);
+}
+
+/* ---- The data directory ----------------------------------------------------- */
+
+/* As bench_disk.c: the file system of path (from /proc/self/mountinfo,
+ * matched by device number; else statfs's magic) and the mount's source. */
+static void fs_facts(struct suite *s, const char *path) {
+  static const struct {
+    long magic;
+    const char *name;
+  } magic[] = {{EXT4_SUPER_MAGIC, "ext2/3/4"}, {XFS_SUPER_MAGIC, "xfs"},
+               {BTRFS_SUPER_MAGIC, "btrfs"},   {TMPFS_MAGIC, "tmpfs"},
+               {NFS_SUPER_MAGIC, "nfs"},       {OVERLAYFS_SUPER_MAGIC, "overlay"},
+               {0x0BD00BD0, "lustre"},         {0x47504653, "gpfs"}};
+  struct statfs sf;
+  struct stat st;
+  FILE *f;
+  char line[4096];
+
+  snprintf(s->fs_type, sizeof s->fs_type, "?");
+  s->device[0] = '\0';
+  if (statfs(path, &sf) == 0) {
+    snprintf(s->fs_type, sizeof s->fs_type, "0x%lx", (long)sf.f_type);
+    for (size_t k = 0; k < sizeof magic / sizeof magic[0]; k++)
+      if ((long)sf.f_type == magic[k].magic)
+        snprintf(s->fs_type, sizeof s->fs_type, "%s", magic[k].name);
+  }
+  if (stat(path, &st) != 0 || (f = fopen("/proc/self/mountinfo", "r")) == NULL)
+    return;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned maj, min;
+    char type[64], src[256];
+    const char *sep;
+
+    if (sscanf(line, "%*s %*s %u:%u", &maj, &min) != 2 ||
+        makedev(maj, min) != st.st_dev)
+      continue;
+    sep = strstr(line, " - ");
+    if (sep != NULL && sscanf(sep + 3, "%63s %255s", type, src) == 2) {
+      snprintf(s->fs_type, sizeof s->fs_type, "%s", type);
+      snprintf(s->device, sizeof s->device, "%s", src);
+      break;
+    }
+  }
+  fclose(f);
+}
+
+static int make_work_dir(struct suite *s) {
+  const char *tmp = getenv("TMPDIR");
+
+  snprintf(s->base, sizeof s->base, "%s",
+           s->dir_opt != NULL                ? s->dir_opt
+           : tmp != NULL && tmp[0] != '\0' ? tmp
+                                             : "/var/tmp");
+  if (snprintf(s->work, sizeof s->work, "%s/cascade-bench-suite.XXXXXX",
+               s->base) >= (int)sizeof s->work - 64) {
+    cli_err("bench suite: %s: path too long", s->base);
+    s->work[0] = '\0';
+    return -1;
+  }
+  if (mkdtemp(s->work) == NULL) {
+    cli_err("bench suite: cannot make a directory in %s: %s", s->base,
+            strerror(errno));
+    s->work[0] = '\0';
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- Options ------------------------------------------------------------------ */
+
+static int parse_u64(const char *opt, const char *v, uint64_t lo, uint64_t hi,
+                     uint64_t *out) {
+  char *end;
+  unsigned long long n;
+
+  errno = 0;
+  n = strtoull(v, &end, 0);
+  if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi) {
+    cli_err("bench suite: %s %s: expected %" PRIu64 " to %" PRIu64, opt, v,
+            lo, hi);
+    return -1;
+  }
+  *out = n;
+  return 0;
+}
+
+static const suite_adapter *find_system(const char *name, size_t len,
+                                        int *known) {
+  static const char *const names[NADAPTERS] = {
+      "cascade", "cascade-shm", "cascade-server", "redis",
+      "memcached", "posix",     "lmdb",           "hdf5"};
+
+  *known = 0;
+  for (int k = 0; k < NADAPTERS; k++) {
+    const suite_adapter *a = adapter_at(k);
+
+    if (a != NULL && strlen(a->name) == len &&
+        strncmp(a->name, name, len) == 0)
+      return a;
+    if (strlen(names[k]) == len && strncmp(names[k], name, len) == 0)
+      *known = 1;
+  }
+  return NULL;
+}
+
+static void built_in(char *out, size_t cap) {
+  size_t n = 0;
+
+  out[0] = '\0';
+  for (int k = 0; k < NADAPTERS; k++) {
+    const suite_adapter *a = adapter_at(k);
+
+    if (a != NULL && n < cap)
+      n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "",
+                            a->name);
+  }
+}
+
+static int parse_args(struct suite *s, int argc, char **argv) {
+  const char *systems = NULL, *wls = NULL, *block = NULL, *blocks = NULL,
+             *total = NULL, *threads = NULL, *batch = NULL, *tpb = NULL,
+             *seed = NULL;
+  uint64_t v;
+
+  for (int i = 0; i < argc;) {
+    const char *val;
+    int r;
+
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      cli_bench_suite_usage(stdout);
+      return 1;
+    }
+    if (strcmp(argv[i], "--quick") == 0) {
+      s->quick = 1;
+      i++;
+      continue;
+    }
+    if (strcmp(argv[i], "--json") == 0) {
+      s->json = 1;
+      i++;
+      continue;
+    }
+    if (strcmp(argv[i], "--keep") == 0) {
+      s->keep = 1;
+      i++;
+      continue;
+    }
+#define OPT(name, var)                                                        \
+  if ((r = cli_opt_value(argc, argv, &i, name, &val)) != 0) {                 \
+    if (r < 0) return -1;                                                     \
+    var = val;                                                                \
+    continue;                                                                 \
+  }
+    OPT("--systems", systems)
+    OPT("--workloads", wls)
+    OPT("--block", block)
+    OPT("--model", s->model)
+    OPT("--tokens-per-block", tpb)
+    OPT("--blocks", blocks)
+    OPT("--total", total)
+    OPT("--threads", threads)
+    OPT("--batch", batch)
+    OPT("--dir", s->dir_opt)
+    OPT("--results", s->results)
+    OPT("--cascaded", s->cascaded_opt)
+    OPT("--seed", seed)
+#undef OPT
+    cli_err("bench suite: unexpected argument '%s' (see cascade bench suite "
+            "--help)",
+            argv[i]);
+    return -1;
+  }
+
+  /* block */
+  s->block = s->quick ? (256ull << 10) : (1ull << 20);
+  if (block != NULL && s->model != NULL) {
+    cli_err("bench suite: --block and --model: give one");
+    return -1;
+  }
+  if (tpb != NULL && s->model == NULL) {
+    cli_err("bench suite: --tokens-per-block needs --model");
+    return -1;
+  }
+  if (block != NULL && (cli_parse_size(block, &s->block) != 0 ||
+                        s->block < MIN_BLOCK || s->block > MAX_BLOCK)) {
+    cli_err("bench suite: --block %s: expected 64 bytes to 256 MiB", block);
+    return -1;
+  }
+  if (s->model != NULL) {
+    const struct model *m = NULL;
+
+    for (size_t k = 0; k < NMODELS; k++)
+      if (strcmp(models[k].name, s->model) == 0) m = &models[k];
+    if (m == NULL) {
+      cli_err("bench suite: --model %s: unknown (llama3-8b, llama3-70b, "
+              "qwen2.5-7b, qwen2.5-32b, qwen2.5-72b)",
+              s->model);
+      return -1;
+    }
+    s->tpb = 16;
+    if (tpb != NULL && parse_u64("--tokens-per-block", tpb, 1, 65536,
+                                 &s->tpb) != 0)
+      return -1;
+    s->block = (uint64_t)m->layers * m->kv_heads * m->head_dim * 4 * s->tpb;
+    if (s->block > MAX_BLOCK) {
+      cli_err("bench suite: %s x %" PRIu64 " tokens: blocks over 256 MiB",
+              s->model, s->tpb);
+      return -1;
+    }
+  }
+
+  /* working set */
+  if (blocks != NULL && total != NULL) {
+    cli_err("bench suite: --blocks and --total: give one");
+    return -1;
+  }
+  {
+    uint64_t t = s->quick ? (8ull << 20) : (1ull << 30);
+
+    if (total != NULL &&
+        (cli_parse_size(total, &t) != 0 || t == 0 || t > (1ull << 40))) {
+      cli_err("bench suite: --total %s: expected a size up to 1 TiB", total);
+      return -1;
+    }
+    s->nblocks = t / s->block ? t / s->block : 1;
+  }
+  if (blocks != NULL &&
+      parse_u64("--blocks", blocks, 1, POOL_BYTES / 8, &s->nblocks) != 0)
+    return -1;
+  if (s->nblocks > POOL_BYTES / 8) {
+    cli_err("bench suite: at most %llu blocks", POOL_BYTES / 8);
+    return -1;
+  }
+
+  s->threads = 1;
+  if (threads != NULL) {
+    if (parse_u64("--threads", threads, 1, MAX_THREADS, &v) != 0) return -1;
+    s->threads = (int)v;
+  }
+  s->batch = s->quick ? 8 : 16;
+  if (batch != NULL) {
+    if (parse_u64("--batch", batch, 1, MAX_BATCH, &v) != 0) return -1;
+    s->batch = (int)v;
+  }
+  s->seed = DEFAULT_SEED;
+  if (seed != NULL && parse_u64("--seed", seed, 0, UINT64_MAX, &s->seed) != 0)
+    return -1;
+  if (s->results == NULL) s->results = "results";
+
+  /* workloads */
+  if (wls == NULL) {
+    for (int k = 0; k < NWL; k++) s->wl[k] = 1;
+  } else {
+    for (const char *p = wls; *p != '\0';) {
+      size_t len = strcspn(p, ",");
+      int found = 0;
+
+      for (int k = 0; k < NWL; k++)
+        if (strlen(wl_name[k]) == len && strncmp(wl_name[k], p, len) == 0)
+          s->wl[k] = found = 1;
+      if (!found) {
+        cli_err("bench suite: --workloads: unknown '%.*s' (write, hot-read, "
+                "cold-read)",
+                (int)len, p);
+        return -1;
+      }
+      p += len;
+      if (*p == ',') p++;
+    }
+  }
+
+  /* systems */
+  if (systems == NULL) {
+    for (int k = 0; k < NADAPTERS; k++)
+      if (adapter_at(k) != NULL) s->sys[s->nsys++] = adapter_at(k);
+  } else {
+    for (const char *p = systems; *p != '\0';) {
+      size_t len = strcspn(p, ",");
+      int known, dup = 0;
+      const suite_adapter *a = find_system(p, len, &known);
+
+      if (a == NULL) {
+        char list[512];
+
+        built_in(list, sizeof list);
+        cli_err("bench suite: --systems: '%.*s' is %s (built in: %s)",
+                (int)len, p, known ? "not built in" : "unknown", list);
+        return -1;
+      }
+      for (int k = 0; k < s->nsys; k++) dup |= s->sys[k] == a;
+      if (!dup) s->sys[s->nsys++] = a;
+      p += len;
+      if (*p == ',') p++;
+    }
+  }
+  if (s->nsys == 0) {
+    cli_err("bench suite: no system built in");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- The run ------------------------------------------------------------------- */
+
+int cli_bench_suite(int argc, char **argv, const cli_common *co) {
+  struct suite *s;
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+  time_t now = time(NULL);
+  struct tm tm;
+  int rc, nwl = 0;
+
+  if (co->nset > 0) {
+    cli_err("bench suite: --set/--dram/--policy are not taken: every system "
+            "runs with the configuration its adapter documents");
+    return CLI_USAGE;
+  }
+  s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    cli_err("bench suite: out of memory");
+    return CLI_FAIL;
+  }
+  rc = parse_args(s, argc, argv);
+  if (rc != 0) {
+    free(s);
+    return rc > 0 ? CLI_OK : CLI_USAGE;
+  }
+  rc = CLI_FAIL;
+  for (int k = 0; k < NWL; k++) nwl += s->wl[k];
+  s->res = calloc((size_t)s->nsys * NWL, sizeof *s->res);
+  s->keys = calloc(s->nblocks, sizeof *s->keys);
+  s->pool_len = POOL_BYTES + s->block;
+  s->pool = mmap(NULL, s->pool_len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (s->pool == MAP_FAILED) s->pool = NULL;
+  if (s->res == NULL || s->keys == NULL || s->pool == NULL) {
+    cli_err("bench suite: out of memory");
+    goto done;
+  }
+  fill_pool(s->pool, s->pool_len, s->seed);
+  s->pool_off = mix64(s->seed);
+  for (uint64_t i = 0; i < s->nblocks; i++)
+    snprintf(s->keys[i], sizeof s->keys[i], "blk:%016llx",
+             (unsigned long long)i);
+
+  s->have_cascaded =
+      cli_find_cascaded(s->cascaded_opt, s->cascaded, sizeof s->cascaded) ==
+      0;
+  if (!s->have_cascaded && s->cascaded_opt != NULL) {
+    cli_err("bench suite: --cascaded %s: not an executable", s->cascaded_opt);
+    rc = CLI_USAGE;
+    goto done;
+  }
+  if (mkdir(s->results, 0755) != 0 && errno != EEXIST) {
+    cli_err("bench suite: --results %s: %s", s->results, strerror(errno));
+    goto done;
+  }
+  if (make_work_dir(s) != 0) goto done;
+  gmtime_r(&now, &tm);
+  strftime(s->stamp, sizeof s->stamp, "%Y%m%dT%H%M%SZ", &tm);
+  cli_machine_facts(&s->m);
+  if (gethostname(s->host, sizeof s->host - 1) != 0) s->host[0] = '\0';
+  fs_facts(s, s->work);
+  /* reads keep every block (one span timed, compared after) unless the
+   * working set is over a quarter of the memory */
+  s->whole = s->nblocks * s->block <=
+             (s->m.mem ? s->m.mem / 4 : (1ull << 30));
+  s->out = s->json ? stderr : stdout;
+  print_header(s);
+
+  sigaction(SIGPIPE, &ign, &old_pipe);
+  s->nsteps = s->nsys * nwl;
+  for (int k = 0; k < s->nsys; k++) run_system(s, s->sys[k]);
+  cli_progress_done();
+  sigaction(SIGPIPE, &old_pipe, NULL);
+  print_table(s);
+  rc = s->failed ? CLI_FAIL : CLI_OK;
+
+done:
+  if (s->work[0] != '\0') {
+    if (s->keep)
+      cli_err("bench suite: kept %s", s->work);
+    else if (rm_tree(s->work) != 0)
+      cli_err("bench suite: warning: cannot remove %s: %s", s->work,
+              strerror(errno));
+  }
+  if (s->pool != NULL) munmap(s->pool, s->pool_len);
+  free(s->keys);
+  free(s->res);
+  free(s);
+  return rc;
+}
