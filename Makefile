@@ -11,7 +11,8 @@
 #                       temporary directory) tiers
 #   make bench          build + `cascade bench dram --json` -> results/bench_dram.json,
 #                       `cascade bench disk --json` -> results/bench_disk.json,
-#                       `cascade bench server --json` -> results/bench_server.json
+#                       `cascade bench server --json` -> results/bench_server.json,
+#                       `cascade bench suite` -> results/<system>_<workload>_*.json
 #   make asan           build-asan/: Debug -O1, ASan+UBSan, -Werror, all tests
 #   make tsan           build-tsan/: Debug -O1, TSan, -Werror, tests labelled
 #                       "concurrency"
@@ -130,6 +131,7 @@ bench:
 		| tee results/bench_server.json.tmp
 	mv results/bench_server.json.tmp results/bench_server.json
 	@echo "wrote results/bench_server.json"
+	./$(CASCADE_BIN) bench suite --results results
 
 asan:
 	$(DEPS) sanitize

@@ -5,8 +5,8 @@
  *
  * Systems, in this order: cascade (the library, embedded), cascade-shm and
  * cascade-server (a real cascaded: zero-copy leases over its Unix socket,
- * RESP over TCP), redis, memcached, posix, lmdb, hdf5 - each by the name
- * its adapter gives.  Per system: init (start it, in its own subdirectory
+ * RESP over TCP), redis, memcached, posix-file-per-block, lmdb, hdf5 -
+ * each by the name its adapter gives.  Per system: init (start it, in its own subdirectory
  * of the data directory), the workloads in the order write, hot-read,
  * cold-read, then clear (checked: the first keys must be gone) and fini.
  * A system whose init answers SUITE_SKIP (not installed...) is skipped with
@@ -220,8 +220,8 @@ void cli_bench_suite_usage(FILE *f) {
       "Options:\n"
       "  --systems LIST     comma separated [all built in: cascade, "
       "cascade-shm,\n"
-      "                     cascade-server, redis, memcached, posix, lmdb, "
-      "hdf5...]\n"
+      "                     cascade-server, redis, memcached,\n"
+      "                     posix-file-per-block, lmdb, hdf5]\n"
       "  --workloads LIST   write, hot-read, cold-read [all three]\n"
       "  --block SIZE       bytes per block [1m; --quick: 256k]\n"
       "  --model NAME       the block of NAME's KV cache: llama3-8b (128 "
