@@ -1068,6 +1068,7 @@ static void cmd_cstats(conn *c, resp_arg *argv, size_t argc) {
  * The client library is cascade_client_* (src/client/client.c). */
 
 #define MAX_LEASES 65536
+#define STAGE_KEEP (UINT64_C(8) << 20) /* staging bytes kept between puts */
 
 /* The shared-memory path maps the whole arena into the client: every
  * namespace's values can be read there.  So it is for the Unix socket
@@ -1283,12 +1284,18 @@ static void cmd_putstaged(conn *c, resp_arg *argv, size_t argc) {
   if (put_opts(c, argv, 4, argc, &o) != 0) return;
   put_reply(c, cascade_put(g_srv.store, c->ns, argv[1].p, argv[1].len,
                            c->stage + off, (size_t)len, &o));
-  /* the store has its copy: give the staging pages back, so that an idle
-   * client's staging area costs no memory (the next put faults them in
-   * again) */
-  if (len > 0)
+  /* the store has its copy: give back the staging pages beyond the first
+   * STAGE_KEEP bytes, so that a staging area costs at most that much
+   * memory between puts, however large a put was (or claimed to be).
+   * The first STAGE_KEEP stay: freeing and faulting them in again on
+   * every put (both sides, zeroed by the kernel) would cost more than the
+   * copy. */
+  uint64_t end = (uint64_t)off + (uint64_t)len;
+  if (end > STAGE_KEEP) {
+    uint64_t from = (uint64_t)off > STAGE_KEEP ? (uint64_t)off : STAGE_KEEP;
     (void)fallocate(c->stage_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    (off_t)off, (off_t)len);
+                    (off_t)from, (off_t)(end - from));
+  }
 }
 
 void cmd_conn_gone(conn *c) {
