@@ -1282,57 +1282,10 @@ static void print_header(const struct bench *b, const cli_machine *m) {
 
 /* ---- The data directory -------------------------------------------------- */
 
-/* The file system of path: its name (from /proc/self/mountinfo, matched by
- * device number; else from statfs's magic) and the mount's source. */
+/* The file system of path and the mount's source (cli_fs_facts). */
 static void fs_facts(struct bench *b, const char *path) {
-  static const struct {
-    long magic;
-    const char *name;
-  } magic[] = {{EXT4_SUPER_MAGIC, "ext2/3/4"},
-               {XFS_SUPER_MAGIC, "xfs"},
-               {BTRFS_SUPER_MAGIC, "btrfs"},
-               {TMPFS_MAGIC, "tmpfs"},
-               {RAMFS_MAGIC, "ramfs"},
-               {NFS_SUPER_MAGIC, "nfs"},
-               {OVERLAYFS_SUPER_MAGIC, "overlay"},
-               {F2FS_SUPER_MAGIC, "f2fs"},
-               {FUSE_SUPER_MAGIC, "fuse"},
-               {0x0BD00BD0, "lustre"},
-               {0x2FC12FC1, "zfs"},
-               {0x47504653, "gpfs"}};
-  struct statfs sf;
-  struct stat st;
-  FILE *f;
-  char line[4096];
-
-  snprintf(b->fs_type, sizeof b->fs_type, "?");
-  b->device[0] = '\0';
-  if (statfs(path, &sf) == 0) {
-    b->on_tmpfs = sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
-    snprintf(b->fs_type, sizeof b->fs_type, "0x%lx", (long)sf.f_type);
-    for (size_t k = 0; k < sizeof magic / sizeof magic[0]; k++)
-      if ((long)sf.f_type == magic[k].magic)
-        snprintf(b->fs_type, sizeof b->fs_type, "%s", magic[k].name);
-  }
-  if (stat(path, &st) != 0 || (f = fopen("/proc/self/mountinfo", "r")) == NULL)
-    return;
-  /* id parent major:minor root mountpoint options [tags] - type source */
-  while (fgets(line, sizeof line, f) != NULL) {
-    unsigned maj, min;
-    char type[64], src[256];
-    const char *sep;
-
-    if (sscanf(line, "%*s %*s %u:%u", &maj, &min) != 2 ||
-        makedev(maj, min) != st.st_dev)
-      continue;
-    sep = strstr(line, " - ");
-    if (sep != NULL && sscanf(sep + 3, "%63s %255s", type, src) == 2) {
-      snprintf(b->fs_type, sizeof b->fs_type, "%s", type);
-      snprintf(b->device, sizeof b->device, "%s", src);
-      break;
-    }
-  }
-  fclose(f);
+  b->on_tmpfs = cli_fs_facts(path, b->fs_type, sizeof b->fs_type, b->device,
+                             sizeof b->device);
 }
 
 /* Make b->work: a fresh directory in --dir, $TMPDIR or /var/tmp. */

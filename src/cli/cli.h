@@ -301,4 +301,16 @@ void cli_ping_usage(FILE *f);
 /* The connection options and environment, for the usage texts. */
 void cli_conn_usage(FILE *f);
 
+/* Model presets (util.c): KV bytes per token of model name (fp16 K and V
+ * of every layer), 0 if unknown; the i-th preset's name, NULL past the
+ * last. */
+uint64_t cli_model_bpt(const char *name);
+const char *cli_model_name(size_t i);
+
+/* The file system of path: its type (from /proc/self/mountinfo, matched by
+ * device number; else statfs's magic) into fs_type, the mount's source
+ * into device ("" if unknown).  Returns 1 if it is memory (tmpfs, ramfs). */
+int cli_fs_facts(const char *path, char *fs_type, size_t tcap, char *device,
+                 size_t dcap);
+
 #endif /* CASCADE_CLI_H */

@@ -46,26 +46,6 @@
 extern const char *const policy_names[];
 const struct policy_ops *policy_find(const char *name);
 
-/* KV bytes per token = layers x kv_heads x head_dim x 2 (K and V) x 2 (fp16):
- *   llama3-8b    32 x 8 x 128 x 2 x 2 = 131,072 (128 KiB)
- *   llama3-70b   80 x 8 x 128 x 2 x 2 = 327,680 (320 KiB)
- *   qwen2.5-7b   28 x 4 x 128 x 2 x 2 =  57,344 (56 KiB)
- *   qwen2.5-32b  64 x 8 x 128 x 2 x 2 = 262,144 (256 KiB)
- *   qwen2.5-72b  80 x 8 x 128 x 2 x 2 = 327,680 (320 KiB) */
-static const struct model {
-  const char *name;
-  unsigned layers, kv_heads, head_dim;
-} models[] = {
-    {"llama3-8b", 32, 8, 128},   {"llama3-70b", 80, 8, 128},
-    {"qwen2.5-7b", 28, 4, 128},  {"qwen2.5-32b", 64, 8, 128},
-    {"qwen2.5-72b", 80, 8, 128},
-};
-#define NMODELS (sizeof models / sizeof models[0])
-
-static uint64_t model_bpt(const struct model *m) {
-  return (uint64_t)m->layers * m->kv_heads * m->head_dim * 2 * 2;
-}
-
 #define MAX_CAPS 16
 #define MAX_RUNS 16
 
@@ -386,19 +366,15 @@ static int parse_args(struct rep *p, cli_common *co, int argc, char **argv) {
     return -1;
   }
   if (p->model) {
-    size_t k;
-    for (k = 0; k < NMODELS; k++)
-      if (strcmp(models[k].name, p->model) == 0) break;
-    if (k == NMODELS) {
+    if ((p->bpt = cli_model_bpt(p->model)) == 0) {
       cli_err("replay: --model %s: unknown (llama3-8b, llama3-70b, "
               "qwen2.5-7b, qwen2.5-32b, qwen2.5-72b)",
               p->model);
       return -1;
     }
-    p->bpt = model_bpt(&models[k]);
   } else if (!p->have_bpt) {
-    p->bpt = p->fmt == FMT_SYNTH ? 1024 : model_bpt(&models[0]);
-    p->model = p->fmt == FMT_SYNTH ? NULL : models[0].name;
+    p->model = p->fmt == FMT_SYNTH ? NULL : cli_model_name(0);
+    p->bpt = p->fmt == FMT_SYNTH ? 1024 : cli_model_bpt(cli_model_name(0));
   }
   if (!p->have_tpb) p->tpb = p->fmt == FMT_MOONCAKE ? 512 : 16;
   if (p->bpt > UINT64_MAX / p->tpb) {

@@ -114,17 +114,6 @@ static const suite_adapter *adapter_at(int k) {
 }
 #define NADAPTERS 8
 
-/* KV bytes per token = layers x kv_heads x head_dim x 2 (K, V) x 2 (fp16),
- * as in replay.c. */
-static const struct model {
-  const char *name;
-  unsigned layers, kv_heads, head_dim;
-} models[] = {
-    {"llama3-8b", 32, 8, 128},  {"llama3-70b", 80, 8, 128},
-    {"qwen2.5-7b", 28, 4, 128}, {"qwen2.5-32b", 64, 8, 128},
-    {"qwen2.5-72b", 80, 8, 128},
-};
-#define NMODELS (sizeof models / sizeof models[0])
 
 struct result {
   const suite_adapter *a;
@@ -971,47 +960,10 @@ static void run_system(struct suite *s, const suite_adapter *a) {
 
 /* ---- The data directory ----------------------------------------------------- */
 
-/* As bench_disk.c: the file system of path (from /proc/self/mountinfo,
- * matched by device number; else statfs's magic) and the mount's source. */
+/* The file system of path and the mount's source (cli_fs_facts). */
 static void fs_facts(struct suite *s, const char *path) {
-  static const struct {
-    long magic;
-    const char *name;
-  } magic[] = {{EXT4_SUPER_MAGIC, "ext2/3/4"}, {XFS_SUPER_MAGIC, "xfs"},
-               {BTRFS_SUPER_MAGIC, "btrfs"},   {TMPFS_MAGIC, "tmpfs"},
-               {NFS_SUPER_MAGIC, "nfs"},       {OVERLAYFS_SUPER_MAGIC, "overlay"},
-               {0x0BD00BD0, "lustre"},         {0x47504653, "gpfs"}};
-  struct statfs sf;
-  struct stat st;
-  FILE *f;
-  char line[4096];
-
-  snprintf(s->fs_type, sizeof s->fs_type, "?");
-  s->device[0] = '\0';
-  if (statfs(path, &sf) == 0) {
-    snprintf(s->fs_type, sizeof s->fs_type, "0x%lx", (long)sf.f_type);
-    for (size_t k = 0; k < sizeof magic / sizeof magic[0]; k++)
-      if ((long)sf.f_type == magic[k].magic)
-        snprintf(s->fs_type, sizeof s->fs_type, "%s", magic[k].name);
-  }
-  if (stat(path, &st) != 0 || (f = fopen("/proc/self/mountinfo", "r")) == NULL)
-    return;
-  while (fgets(line, sizeof line, f) != NULL) {
-    unsigned maj, min;
-    char type[64], src[256];
-    const char *sep;
-
-    if (sscanf(line, "%*s %*s %u:%u", &maj, &min) != 2 ||
-        makedev(maj, min) != st.st_dev)
-      continue;
-    sep = strstr(line, " - ");
-    if (sep != NULL && sscanf(sep + 3, "%63s %255s", type, src) == 2) {
-      snprintf(s->fs_type, sizeof s->fs_type, "%s", type);
-      snprintf(s->device, sizeof s->device, "%s", src);
-      break;
-    }
-  }
-  fclose(f);
+  (void)cli_fs_facts(path, s->fs_type, sizeof s->fs_type, s->device,
+                     sizeof s->device);
 }
 
 static int make_work_dir(struct suite *s) {
@@ -1157,11 +1109,9 @@ static int parse_args(struct suite *s, int argc, char **argv) {
     return -1;
   }
   if (s->model != NULL) {
-    const struct model *m = NULL;
+    uint64_t bpt = cli_model_bpt(s->model);
 
-    for (size_t k = 0; k < NMODELS; k++)
-      if (strcmp(models[k].name, s->model) == 0) m = &models[k];
-    if (m == NULL) {
+    if (bpt == 0) {
       cli_err("bench suite: --model %s: unknown (llama3-8b, llama3-70b, "
               "qwen2.5-7b, qwen2.5-32b, qwen2.5-72b)",
               s->model);
@@ -1171,7 +1121,7 @@ static int parse_args(struct suite *s, int argc, char **argv) {
     if (tpb != NULL && parse_u64("--tokens-per-block", tpb, 1, 65536,
                                  &s->tpb) != 0)
       return -1;
-    s->block = (uint64_t)m->layers * m->kv_heads * m->head_dim * 4 * s->tpb;
+    s->block = bpt * s->tpb;
     if (s->block > MAX_BLOCK) {
       cli_err("bench suite: %s x %" PRIu64 " tokens: blocks over 256 MiB",
               s->model, s->tpb);

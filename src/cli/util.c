@@ -17,6 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -601,4 +605,89 @@ void cli_print_stats(FILE *f, const struct cascade_stats *st,
     cli_table_print(t, f, indent);
     cli_table_free(t);
   }
+}
+
+/* ---- Model presets ------------------------------------------------------------ */
+
+/* KV bytes per token = layers x kv_heads x head_dim x 2 (K and V) x 2 (fp16):
+ *   llama3-8b    32 x 8 x 128 x 2 x 2 = 131,072 (128 KiB)
+ *   llama3-70b   80 x 8 x 128 x 2 x 2 = 327,680 (320 KiB)
+ *   qwen2.5-7b   28 x 4 x 128 x 2 x 2 =  57,344 (56 KiB)
+ *   qwen2.5-32b  64 x 8 x 128 x 2 x 2 = 262,144 (256 KiB)
+ *   qwen2.5-72b  80 x 8 x 128 x 2 x 2 = 327,680 (320 KiB) */
+static const struct {
+  const char *name;
+  unsigned layers, kv_heads, head_dim;
+} models[] = {
+    {"llama3-8b", 32, 8, 128},   {"llama3-70b", 80, 8, 128},
+    {"qwen2.5-7b", 28, 4, 128},  {"qwen2.5-32b", 64, 8, 128},
+    {"qwen2.5-72b", 80, 8, 128},
+};
+
+const char *cli_model_name(size_t i) {
+  return i < sizeof models / sizeof models[0] ? models[i].name : NULL;
+}
+
+uint64_t cli_model_bpt(const char *name) {
+  for (size_t k = 0; k < sizeof models / sizeof models[0]; k++)
+    if (strcmp(models[k].name, name) == 0)
+      return (uint64_t)models[k].layers * models[k].kv_heads *
+             models[k].head_dim * 2 * 2;
+  return 0;
+}
+
+/* ---- File systems ------------------------------------------------------------- */
+
+int cli_fs_facts(const char *path, char *fs_type, size_t tcap, char *device,
+                 size_t dcap) {
+  static const struct {
+    long magic;
+    const char *name;
+  } magic[] = {{EXT4_SUPER_MAGIC, "ext2/3/4"},
+               {XFS_SUPER_MAGIC, "xfs"},
+               {BTRFS_SUPER_MAGIC, "btrfs"},
+               {TMPFS_MAGIC, "tmpfs"},
+               {RAMFS_MAGIC, "ramfs"},
+               {NFS_SUPER_MAGIC, "nfs"},
+               {OVERLAYFS_SUPER_MAGIC, "overlay"},
+               {F2FS_SUPER_MAGIC, "f2fs"},
+               {FUSE_SUPER_MAGIC, "fuse"},
+               {0x0BD00BD0, "lustre"},
+               {0x2FC12FC1, "zfs"},
+               {0x47504653, "gpfs"}};
+  struct statfs sf;
+  struct stat st;
+  FILE *f;
+  char line[4096];
+  int mem = 0;
+
+  snprintf(fs_type, tcap, "?");
+  device[0] = '\0';
+  if (statfs(path, &sf) == 0) {
+    mem = sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+    snprintf(fs_type, tcap, "0x%lx", (long)sf.f_type);
+    for (size_t k = 0; k < sizeof magic / sizeof magic[0]; k++)
+      if ((long)sf.f_type == magic[k].magic)
+        snprintf(fs_type, tcap, "%s", magic[k].name);
+  }
+  if (stat(path, &st) != 0 || (f = fopen("/proc/self/mountinfo", "r")) == NULL)
+    return mem;
+  /* id parent major:minor root mountpoint options [tags] - type source */
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned maj, min;
+    char type[64], src[256];
+    const char *sep;
+
+    if (sscanf(line, "%*s %*s %u:%u", &maj, &min) != 2 ||
+        makedev(maj, min) != st.st_dev)
+      continue;
+    sep = strstr(line, " - ");
+    if (sep != NULL && sscanf(sep + 3, "%63s %255s", type, src) == 2) {
+      snprintf(fs_type, tcap, "%s", type);
+      snprintf(device, dcap, "%s", src);
+      break;
+    }
+  }
+  fclose(f);
+  return mem;
 }
