@@ -538,6 +538,16 @@ CASCADE_API int cascade_client_put(cascade_client *cl, const void *key,
                                    size_t klen, const void *value, size_t vlen,
                                    const cascade_put_opts *opts);
 
+/*
+ * Store n values in as few round trips as the staging area allows (the
+ * values of up to 32 MiB go together): each item gets its own rc, as
+ * cascade_client_put would return.  Returns the number stored, or a
+ * negative errno when the connection failed before any was (items' rc
+ * say which were not stored).
+ */
+CASCADE_API int cascade_client_put_batch(cascade_client *cl,
+                                         cascade_put_item *items, size_t n);
+
 /* The daemon's last error message on this connection ("" if none).  Valid
  * until the next call on cl. */
 CASCADE_API const char *cascade_client_error(const cascade_client *cl);

@@ -24,8 +24,9 @@
  *                   and a Unix socket in the system's directory, DRAM only
  *                   (dram.capacity as above, its defaults otherwise: dedup
  *                   on).  A handle is a cascade_client on the socket: put =
- *                   cascade_client_put per block (values through the shared
- *                   staging area), get = cascade_client_get_batch (one
+ *                   cascade_client_put_batch (the batch's values through
+ *                   the shared staging area, one round trip), get =
+ *                   cascade_client_get_batch (one
  *                   round trip for the batch), memcpy of each leased value
  *                   into the caller's buffer, release.  No cold read.
  *   cascade-server  the same cascaded over RESP on TCP loopback: a handle is
@@ -50,6 +51,8 @@
 
 #include "cli.h"
 #include "suite.h"
+
+#define SUITE_BATCH_MAX 64 /* items per cascade_client_put_batch */
 
 #define DRAM_SLACK (64ull << 20)
 #define SMALL_DRAM (64ull << 20)
@@ -417,19 +420,27 @@ static int shm_err(struct cd_h *h, int rc, const char *what, char *msg,
 
 static int shm_put(void *hp, suite_item *it, int n, char *msg, size_t cap) {
   struct cd_h *h = hp;
+  cascade_put_item pi[SUITE_BATCH_MAX];
   int ok = 0;
 
-  for (int k = 0; k < n; k++) {
-    int rc = cascade_client_put(h->cl, it[k].key, it[k].klen, it[k].val,
-                                it[k].vlen, NULL);
-
-    it[k].rc = rc;
+  /* one cascade_client_put_batch per SUITE_BATCH_MAX items: the values go
+   * through the staging area together, one round trip */
+  for (int base = 0; base < n; base += SUITE_BATCH_MAX) {
+    int m = n - base < SUITE_BATCH_MAX ? n - base : SUITE_BATCH_MAX;
+    for (int k = 0; k < m; k++)
+      pi[k] = (cascade_put_item){it[base + k].key, it[base + k].klen,
+                                 it[base + k].val, it[base + k].vlen, NULL,
+                                 0};
+    int rc = cascade_client_put_batch(h->cl, pi, (size_t)m);
+    for (int k = 0; k < m; k++) {
+      it[base + k].rc = rc < 0 && pi[k].rc == 0 ? rc : pi[k].rc;
+      if (it[base + k].rc == 0)
+        ok++;
+      else
+        shm_err(h, it[base + k].rc, "cascade_client_put_batch", msg, cap);
+    }
     if (rc == -EPIPE || rc == -ECONNRESET || rc == -EPROTO)
-      return shm_err(h, rc, "cascade_client_put", msg, cap);
-    if (rc == 0)
-      ok++;
-    else
-      shm_err(h, rc, "cascade_client_put", msg, cap);
+      return shm_err(h, rc, "cascade_client_put_batch", msg, cap);
   }
   return ok;
 }

@@ -521,21 +521,22 @@ static int stage_ask(cascade_client *cl, size_t want) {
   return rc;
 }
 
-int cascade_client_put(cascade_client *cl, const void *key, size_t klen,
-                       const void *value, size_t vlen,
-                       const cascade_put_opts *opts) {
-  if (!cl || !key || klen == 0 || klen > CASCADE_MAX_KEY ||
-      (vlen && !value))
-    return -EINVAL;
-  if (opts && (opts->flags & CASCADE_PUT_KEEPTTL)) return -EINVAL;
-  if (opts && opts->parent &&
-      (opts->parent_len == 0 || opts->parent_len > CASCADE_MAX_KEY))
-    return -EINVAL;
-  int rc = start(cl);
-  if (rc == 0) rc = stage_reserve(cl, vlen ? vlen : 1);
-  if (rc < 0) return rc;
-  if (vlen) memcpy(cl->stage, value, vlen);
-  char offs[2] = "0", lens[24], ttl[24];
+static int put_ok(const cascade_put_item *it) {
+  const cascade_put_opts *o = it->opts;
+  if (!it->key || it->klen == 0 || it->klen > CASCADE_MAX_KEY ||
+      (it->vlen && !it->value))
+    return 0;
+  if (o && (o->flags & CASCADE_PUT_KEEPTTL)) return 0;
+  if (o && o->parent && (o->parent_len == 0 || o->parent_len > CASCADE_MAX_KEY))
+    return 0;
+  return 1;
+}
+
+/* Queue CASCADE.PUTSTAGED for a value at off in the staging area. */
+static int w_putstaged(cascade_client *cl, const cascade_put_item *it,
+                       size_t off) {
+  const cascade_put_opts *opts = it->opts;
+  char offs[24], lens[24], ttl[24];
   const void *argv[12];
   size_t len[12], argc = 0;
 #define ARG(p, n)                                                             \
@@ -544,9 +545,9 @@ int cascade_client_put(cascade_client *cl, const void *key, size_t klen,
     len[argc++] = (n);                                                        \
   } while (0)
   ARG("CASCADE.PUTSTAGED", 17);
-  ARG(key, klen);
-  ARG(offs, 1);
-  ARG(lens, (size_t)snprintf(lens, sizeof lens, "%zu", vlen));
+  ARG(it->key, it->klen);
+  ARG(offs, (size_t)snprintf(offs, sizeof offs, "%zu", off));
+  ARG(lens, (size_t)snprintf(lens, sizeof lens, "%zu", it->vlen));
   if (opts) {
     if (opts->flags & CASCADE_PUT_PREFIX) ARG("PREFIX", 6);
     if (opts->flags & CASCADE_PUT_NX) ARG("NX", 2);
@@ -569,16 +570,93 @@ int cascade_client_put(cascade_client *cl, const void *key, size_t klen,
     }
   }
 #undef ARG
-  rc = w_cmd(cl, argc, argv, len);
-  if (rc == 0) rc = roundtrip(cl);
+  return w_cmd(cl, argc, argv, len);
+}
+
+/* Read the reply of one CASCADE.PUTSTAGED into it->rc.  0, or a negative
+ * errno when the stream is broken. */
+static int r_putstaged(cascade_client *cl, cascade_put_item *it) {
   char t;
   long long v;
-  if (rc == 0) rc = r_head(cl, &t, &v);
+  int rc = r_head(cl, &t, &v);
   if (rc < 0) return rc;
-  if (t == '+') return 0;
-  if (t == '$' && v < 0) /* NX/XX: not stored */
-    return opts && (opts->flags & CASCADE_PUT_NX) ? -EEXIST : -ENOENT;
-  if (t == '-') return err_code(cl);
-  cl->broken = 1;
-  return fail(cl, -EPROTO, "unexpected CASCADE.PUTSTAGED reply%s", "");
+  if (t == '+')
+    it->rc = 0;
+  else if (t == '$' && v < 0) /* NX/XX: not stored */
+    it->rc = it->opts && (it->opts->flags & CASCADE_PUT_NX) ? -EEXIST
+                                                           : -ENOENT;
+  else if (t == '-')
+    it->rc = err_code(cl);
+  else {
+    cl->broken = 1;
+    return fail(cl, -EPROTO, "unexpected CASCADE.PUTSTAGED reply%s", "");
+  }
+  return 0;
+}
+
+/* Values staged together (one round trip): what a request's blocks take. */
+#define PUT_CHUNK (32u << 20)
+
+int cascade_client_put_batch(cascade_client *cl, cascade_put_item *items,
+                             size_t n) {
+  if (!cl || (n && !items)) return -EINVAL;
+  int stored = 0;
+  size_t i = 0, limit = PUT_CHUNK;
+  while (i < n) {
+    /* a chunk: items while their values fit in limit (at least one); bad
+     * items get their rc and take no place */
+    size_t j = i, total = 0;
+    while (j < n && (j == i || total + items[j].vlen <= limit)) {
+      if (put_ok(&items[j])) total += items[j].vlen;
+      j++;
+    }
+    int rc = start(cl);
+    if (rc == 0) rc = stage_reserve(cl, total ? total : 1);
+    if (rc == -EFBIG && j - i > 1) {
+      limit = 0; /* the daemon takes less at once: one value at a time */
+      continue;
+    }
+    if (rc < 0) {
+      /* -EFBIG: this one value is larger than the daemon takes; any other
+       * error ends the batch */
+      for (size_t k = i; k < (rc == -EFBIG ? j : n); k++) items[k].rc = rc;
+      if (rc != -EFBIG) return stored ? stored : rc;
+      i = j;
+      continue;
+    }
+    size_t off = 0;
+    for (size_t k = i; k < j && rc == 0; k++) {
+      if (!put_ok(&items[k])) {
+        items[k].rc = -EINVAL;
+        continue;
+      }
+      if (items[k].vlen) memcpy(cl->stage + off, items[k].value, items[k].vlen);
+      rc = w_putstaged(cl, &items[k], off);
+      off += items[k].vlen;
+    }
+    if (rc == 0) rc = roundtrip(cl);
+    for (size_t k = i; k < j && rc == 0; k++)
+      if (put_ok(&items[k])) {
+        rc = r_putstaged(cl, &items[k]);
+        if (rc == 0 && items[k].rc == 0) stored++;
+      }
+    if (rc < 0) { /* the stream is broken: the rest is not stored */
+      cl->broken = 1;
+      for (size_t k = i; k < n; k++)
+        if (k >= j || items[k].rc == 0) items[k].rc = rc;
+      return stored ? stored : rc;
+    }
+    i = j;
+  }
+  return stored;
+}
+
+int cascade_client_put(cascade_client *cl, const void *key, size_t klen,
+                       const void *value, size_t vlen,
+                       const cascade_put_opts *opts) {
+  cascade_put_item it = {key, klen, value, vlen, opts, 0};
+  if (!cl) return -EINVAL;
+  if (!put_ok(&it)) return -EINVAL;
+  int rc = cascade_client_put_batch(cl, &it, 1);
+  return rc < 0 ? rc : it.rc;
 }

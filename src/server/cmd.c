@@ -1068,7 +1068,9 @@ static void cmd_cstats(conn *c, resp_arg *argv, size_t argc) {
  * The client library is cascade_client_* (src/client/client.c). */
 
 #define MAX_LEASES 65536
-#define STAGE_KEEP (UINT64_C(8) << 20) /* staging bytes kept between puts */
+/* staging bytes kept between puts (a client stages a request's blocks,
+ * up to 32 MiB, at once: cascade_client_put_batch) */
+#define STAGE_KEEP (UINT64_C(32) << 20)
 
 /* The shared-memory path maps the whole arena into the client: every
  * namespace's values can be read there.  So it is for the Unix socket

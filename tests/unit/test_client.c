@@ -309,6 +309,61 @@ static void test_put_options(void **state) {
   daemon_stop();
 }
 
+/* put_batch: one round trip for a request's blocks, per-item results, a
+ * batch larger than the staging chunk, a daemon taking less at once. */
+static void batch_round(size_t nvals, size_t vsize) {
+  cascade_client *cl = NULL;
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &cl), 0);
+  uint8_t *vals = malloc(nvals * vsize);
+  assert_non_null(vals);
+  tu_fill(vals, nvals * vsize, 77);
+  char (*keys)[24] = calloc(nvals + 2, sizeof *keys);
+  cascade_put_item *it = calloc(nvals + 2, sizeof *it);
+  cascade_put_opts nx = {.flags = CASCADE_PUT_NX};
+  assert_int_equal(cascade_client_put(cl, "taken", 5, "x", 1, NULL), 0);
+  for (size_t i = 0; i < nvals; i++) {
+    snprintf(keys[i], sizeof keys[i], "b%zu", i);
+    it[i] = (cascade_put_item){keys[i], strlen(keys[i]), vals + i * vsize,
+                               vsize, NULL, 99};
+  }
+  it[nvals] = (cascade_put_item){"", 0, "v", 1, NULL, 99};   /* bad key */
+  it[nvals + 1] = (cascade_put_item){"taken", 5, "y", 1, &nx, 99};
+  assert_int_equal(cascade_client_put_batch(cl, it, nvals + 2), (int)nvals);
+  for (size_t i = 0; i < nvals; i++) assert_int_equal(it[i].rc, 0);
+  assert_int_equal(it[nvals].rc, -EINVAL);
+  assert_int_equal(it[nvals + 1].rc, -EEXIST);
+  for (size_t i = 0; i < nvals; i++) {
+    cascade_lease l;
+    assert_int_equal(cascade_client_get(cl, keys[i], strlen(keys[i]), &l), 0);
+    assert_int_equal(l.len, vsize);
+    assert_memory_equal(l.data, vals + i * vsize, vsize);
+    cascade_client_release(cl, &l);
+  }
+  cascade_lease l;
+  assert_int_equal(cascade_client_get(cl, "taken", 5, &l), 0);
+  assert_int_equal(l.len, 1); /* the NX item changed nothing */
+  cascade_client_release(cl, &l);
+  assert_int_equal(cascade_client_put_batch(cl, it, 0), 0);
+  assert_int_equal(cascade_client_put_batch(NULL, it, 1), -EINVAL);
+  free(it);
+  free(keys);
+  free(vals);
+  cascade_client_close(cl);
+}
+
+static void test_put_batch(void **state) {
+  (void)state;
+  daemon_start(NULL);
+  batch_round(16, 4096);     /* one chunk */
+  batch_round(40, 1u << 20); /* 40 MiB: two chunks */
+  daemon_stop();
+  /* a daemon whose largest value (so its largest staging area) is under a
+   * chunk: the values go one at a time, all stored */
+  daemon_start("--max_value", "2m", NULL);
+  batch_round(10, 1u << 20);
+  daemon_stop();
+}
+
 static void test_auth_namespaces(void **state) {
   (void)state;
   daemon_start("--requirepass", "pw", "--namespace", "a", "pa", NULL);
@@ -363,6 +418,7 @@ int main(void) {
       cmocka_unit_test(test_batch_and_lease_outlives_overwrite),
       cmocka_unit_test(test_crashed_client_releases),
       cmocka_unit_test(test_put_options),
+      cmocka_unit_test(test_put_batch),
       cmocka_unit_test(test_auth_namespaces),
       cmocka_unit_test(test_bad_arguments),
   };
