@@ -12,6 +12,19 @@
  * A system whose init answers SUITE_SKIP (not installed...) is skipped with
  * its reason; the exit status does not change.
  *
+ * Repeats.  --repeat N (1..20, default 1) runs that whole sequence (init,
+ * the workloads, clear, fini, in a fresh directory) N times, interleaved
+ * by system: round 1 runs every system in order, then round 2..., so the
+ * device's slow and fast moments fall on all systems alike (as `cascade
+ * bench disk --repeat`).  Per (system, workload) the row reports the
+ * median GB/s, ops/s and seconds over the runs (the mean of the middle two
+ * when N is even), the min-max GB/s, and the latency of the median run:
+ * the run of rank (N-1)/2 (from 0) by GB/s, not pooled.  A failure in any
+ * run fails that system as in one run: its later workloads and rounds are
+ * not run, and its other rows report the runs they completed.  The rows
+ * of a system are written when it is done (after its last round, or its
+ * failure); with N = 1 they hold what one run gives, as before.
+ *
  * Data.  A pool of POOL_BYTES (+ one block) is filled once from the seed
  * (splitmix64: incompressible).  Block i is the window of the pool at byte
  * 8 * (((i + mix(seed)) * ODD) mod (POOL_BYTES / 8)): a different start for
@@ -49,13 +62,16 @@
  *
  * Results.  One JSON file per (system, workload) run, results/
  * {system}_{workload}_1n_{timestamp}.json (timestamp of the start of the
- * run, UTC, e.g. 20261123T153000Z): configuration, machine facts (with the
- * file system and device of the data directory), the system's version,
- * throughput, latency, errors.  --json also prints each object (and the
+ * run, UTC, e.g. 20261123T153000Z): configuration (with repeat: N),
+ * machine facts (with the file system and device of the data directory),
+ * the system's version, throughput, latency, errors; with N > 1 the
+ * result is the median one, with gbps_min, gbps_max and runs: every
+ * completed run's seconds, GB/s, ops/s and latency.  --json also prints each object (and the
  * skipped ones) on stdout, one per line, and the human text goes to
  * stderr.  Then a table: system, workload,
  * block, GB/s, ops/s, p50/p99 per call, and GB/s against the best
- * baseline (the best system whose name does not start with "cascade").
+ * baseline (the best system whose name does not start with "cascade"),
+ * all medians with N > 1 (and a min-max GB/s column).
  *
  * Single-threaded except for the workers of a workload; no global state.
  */
@@ -92,6 +108,7 @@
 #define KEY_LEN 20 /* "blk:" + 16 hex digits */
 #define DIR_MAX 1024
 #define MSG_MAX (SUITE_MSG + 256)
+#define MAX_REPEAT 20
 
 enum { WL_WRITE, WL_HOT, WL_COLD, NWL };
 static const char *const wl_name[NWL] = {"write", "hot-read", "cold-read"};
@@ -115,21 +132,32 @@ static const suite_adapter *adapter_at(int k) {
 #define NADAPTERS 8
 
 
+/* One run of one (system, workload). */
+struct run {
+  double secs, gbps, ops, mean;
+  uint64_t calls, errors;
+  uint64_t p50, p90, p99, p999, max;
+};
+
 struct result {
   const suite_adapter *a;
   int wl, status;
   char reason[MSG_MAX];
   char version[256];
-  double secs, gbps, ops;
+  double secs, gbps, ops; /* with runs: the medians */
   uint64_t bytes, blocks, calls, errors;
-  uint64_t p50, p90, p99, p999, max;
+  uint64_t p50, p90, p99, p999, max; /* with runs: of the median run */
   double mean;
+  double gbps_min, gbps_max;
+  int nrun, mrun; /* completed runs; the median run (index in run) */
+  struct run run[MAX_REPEAT];
 };
 
 struct suite {
   /* options */
   uint64_t block, nblocks, seed;
   int threads, batch, quick, json, keep, seed_given;
+  int repeat; /* rounds of every system (--repeat) */
   int whole; /* reads: every block kept, compared after the pass */
   FILE *out; /* the human text: stdout, stderr with --json */
   int wl[NWL];
@@ -155,6 +183,7 @@ struct suite {
   struct result *res;
   int nres, failed;
   int step, nsteps;
+  int done[NADAPTERS]; /* by index in sys: failed or skipped */
 };
 
 /* The start of a pass: workers wait for go (1: run, -1: give up). */
@@ -192,7 +221,8 @@ void cli_bench_suite_usage(FILE *f) {
       "[--batch N]\n"
       "                           [--dir DIR] [--results DIR] [--cascaded "
       "PATH]\n"
-      "                           [--seed N] [--quick] [--json] [--keep]\n"
+      "                           [--repeat N] [--seed N] [--quick] [--json] "
+      "[--keep]\n"
       "\n"
       "Run the same workloads, with the same data, on every storage system "
       "built in,\n"
@@ -233,6 +263,12 @@ void cli_bench_suite_usage(FILE *f) {
       "  --results DIR      one JSON file per (system, workload) "
       "[results]\n"
       "  --cascaded PATH    cascaded to run [next to cascade, else $PATH]\n"
+      "  --repeat N         run every system N times, 1..%d, interleaved by "
+      "system (one\n"
+      "                     round of all, then the next); report the median "
+      "GB/s and\n"
+      "                     ops/s, the min-max GB/s, the latency of the "
+      "median run [1]\n"
       "  --seed N           seed of the data [fixed]\n"
       "  --keep             keep the data directory\n"
       "  --quick            a tiny run of every system (for the tests)\n"
@@ -243,7 +279,7 @@ void cli_bench_suite_usage(FILE *f) {
       "missing block or\n"
       "a failed call fails that system (the others still run): exit "
       "status 1.\n",
-      MAX_THREADS, MAX_BATCH);
+      MAX_THREADS, MAX_BATCH, MAX_REPEAT);
 }
 
 /* ---- Data ---------------------------------------------------------------- */
@@ -605,6 +641,36 @@ out:
 
 /* ---- Results -------------------------------------------------------------- */
 
+/* With --repeat N > 1: the spread and every completed run (in the result
+ * object, after its latency). */
+static void json_runs(const struct result *r, FILE *f) {
+  fprintf(f, ",\"runs_completed\":%d,\"gbps_min\":", r->nrun);
+  cli_json_num(f, r->nrun ? r->gbps_min : 0);
+  fprintf(f, ",\"gbps_max\":");
+  cli_json_num(f, r->nrun ? r->gbps_max : 0);
+  fprintf(f, ",\"median\":\"gbps, ops_per_sec, seconds: medians of the "
+             "runs; latency: of the median run (rank (n-1)/2 by gbps)\"");
+  if (r->nrun > 0) fprintf(f, ",\"median_run\":%d", r->mrun + 1);
+  fprintf(f, ",\"runs\":[");
+  for (int k = 0; k < r->nrun; k++) {
+    const struct run *u = &r->run[k];
+
+    fprintf(f, "%s{\"run\":%d,\"seconds\":%.6f,\"gbps\":", k ? "," : "",
+            k + 1, u->secs);
+    cli_json_num(f, u->gbps);
+    fprintf(f, ",\"ops_per_sec\":");
+    cli_json_num(f, u->ops);
+    fprintf(f,
+            ",\"calls\":%" PRIu64 ",\"errors\":%" PRIu64
+            ",\"latency_ns\":{\"p50\":%" PRIu64 ",\"p90\":%" PRIu64
+            ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64
+            ",\"mean\":%.0f}}",
+            u->calls, u->errors, u->p50, u->p90, u->p99, u->p999, u->max,
+            u->mean);
+  }
+  fprintf(f, "]");
+}
+
 static void json_result(const struct suite *s, const struct result *r,
                         FILE *f) {
   static const char *const status[] = {"ok", "failed", "skipped"};
@@ -622,9 +688,9 @@ static void json_result(const struct suite *s, const struct result *r,
   fprintf(f,
           ",\"config\":{\"block\":%" PRIu64 ",\"blocks\":%" PRIu64
           ",\"total_bytes\":%" PRIu64 ",\"threads\":%d,\"batch\":%d,"
-          "\"seed\":%" PRIu64 ",\"model\":",
+          "\"repeat\":%d,\"seed\":%" PRIu64 ",\"model\":",
           s->block, s->nblocks, s->block * s->nblocks, s->threads, s->batch,
-          s->seed);
+          s->repeat, s->seed);
   if (s->model != NULL) {
     cli_json_str(f, s->model);
     fprintf(f, ",\"tokens_per_block\":%" PRIu64, s->tpb);
@@ -668,7 +734,7 @@ static void json_result(const struct suite *s, const struct result *r,
             ",\"timing\":\"%s\","
             "\"latency_ns\":{\"per\":\"call of up to %d blocks\","
             "\"p50\":%" PRIu64 ",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64
-            ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 ",\"mean\":%.0f}}",
+            ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 ",\"mean\":%.0f}",
             r->calls, r->errors,
             r->wl == WL_WRITE ? "one span, first put to end of sync"
             : s->whole ? "one span, first get to last get; every byte "
@@ -676,6 +742,8 @@ static void json_result(const struct suite *s, const struct result *r,
                        : "largest per-thread sum of get-call spans, every "
                          "byte compared between calls",
             s->batch, r->p50, r->p90, r->p99, r->p999, r->max, r->mean);
+    if (s->repeat > 1) json_runs(r, f);
+    fprintf(f, "}");
   }
   fprintf(f, "}\n");
 }
@@ -709,7 +777,13 @@ static void print_table(const struct suite *s) {
   static const char *const hd[9] = {"system",  "workload", "block",
                                     "GB/s",    "ops/s",    "p50/call",
                                     "p99/call", "errors",  "vs best baseline"};
-  cli_table *t = cli_table_new(9, hd, "lllrrrrrl");
+  /* --repeat N > 1: medians, and a min-max GB/s column after GB/s */
+  static const char *const hdr[10] = {
+      "system",   "workload", "block",  "GB/s", "min-max GB/s",
+      "ops/s",    "p50/call", "p99/call", "errors", "vs best baseline"};
+  int rp = s->repeat > 1;
+  cli_table *t = rp ? cli_table_new(10, hdr, "lllrrrrrrl")
+                    : cli_table_new(9, hd, "lllrrrrrl");
   char bs[32];
 
   if (t == NULL) return;
@@ -727,13 +801,18 @@ static void print_table(const struct suite *s) {
     for (int k = 0; k < s->nres; k++) {
       const struct result *r = &s->res[k];
       char g[32] = "", o[32] = "", p50[32] = "", p99[32] = "", e[32] = "",
-           vs[96] = "";
-      const char *cells[9];
+           vs[96] = "", mm[64] = "";
+      const char *cells[10];
 
       if (r->wl != wl) continue;
       if (r->status == ST_OK) {
         snprintf(g, sizeof g, "%.3f", r->gbps);
         snprintf(o, sizeof o, "%.0f", r->ops);
+        if (r->nrun > 0)
+          snprintf(mm, sizeof mm, "%.3f-%.3f", r->gbps_min, r->gbps_max);
+        if (r->nrun > 0 && r->nrun < s->repeat)
+          snprintf(mm + strlen(mm), sizeof mm - strlen(mm), " (%d run%s)",
+                   r->nrun, r->nrun == 1 ? "" : "s");
         cli_fmt_ns(r->p50, p50, sizeof p50);
         cli_fmt_ns(r->p99, p99, sizeof p99);
         snprintf(e, sizeof e, "%" PRIu64, r->errors);
@@ -758,6 +837,10 @@ static void print_table(const struct suite *s) {
       cells[6] = p99;
       cells[7] = e;
       cells[8] = vs;
+      if (rp) {
+        for (int c = 9; c > 4; c--) cells[c] = cells[c - 1];
+        cells[4] = mm;
+      }
       cli_table_row(t, cells);
     }
   }
@@ -784,6 +867,12 @@ static void print_header(const struct suite *s) {
           "latency:  per call of %d blocks; reads: every byte compared, "
           "outside the timing%s\n",
           s->batch, s->whole ? "" : " (between calls)");
+  if (s->repeat > 1)
+    fprintf(s->out,
+            "repeat:   %d runs of every system, interleaved by system; "
+            "medians, min-max GB/s,\n"
+            "          latency of the median run (rank (n-1)/2 by GB/s)\n",
+            s->repeat);
   fprintf(s->out, "results:  %s/<system>_<workload>_1n_%s.json\n\n", s->results,
          s->stamp);
   fflush(s->out);
@@ -814,6 +903,16 @@ static struct result *new_result(struct suite *s, const suite_adapter *a,
   return r;
 }
 
+/* The row of (a, wl): made in round 0, found in the later rounds (a system
+ * that completes round 0 has a row for every workload run). */
+static struct result *get_result(struct suite *s, const suite_adapter *a,
+                                 int wl, const char *version, int rep) {
+  if (rep > 0)
+    for (int k = 0; k < s->nres; k++)
+      if (s->res[k].a == a && s->res[k].wl == wl) return &s->res[k];
+  return new_result(s, a, wl, version);
+}
+
 static void fail_result(struct suite *s, struct result *r, const char *what,
                         const char *err, int *bad) {
   *bad = 1;
@@ -823,19 +922,106 @@ static void fail_result(struct suite *s, struct result *r, const char *what,
   s->failed = 1;
 }
 
-static void run_system(struct suite *s, const suite_adapter *a) {
+/* Before a run: no measures (the runs before it are kept in run). */
+static void clear_measures(struct result *r) {
+  r->secs = r->gbps = r->ops = r->mean = 0;
+  r->bytes = r->blocks = r->calls = r->errors = 0;
+  r->p50 = r->p90 = r->p99 = r->p999 = r->max = 0;
+}
+
+/* Keep the measures of the run just made (run_pass filled r). */
+static void add_run(struct result *r) {
+  struct run *u;
+
+  if (r->nrun >= MAX_REPEAT) return;
+  u = &r->run[r->nrun++];
+  u->secs = r->secs;
+  u->gbps = r->gbps;
+  u->ops = r->ops;
+  u->mean = r->mean;
+  u->calls = r->calls;
+  u->errors = r->errors;
+  u->p50 = r->p50;
+  u->p90 = r->p90;
+  u->p99 = r->p99;
+  u->p999 = r->p999;
+  u->max = r->max;
+}
+
+/* Median of n values (sorts them; mean of the middle two if n is even). */
+static double median_of(double *v, int n) {
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+      double x = v[j];
+
+      v[j] = v[j - 1];
+      v[j - 1] = x;
+    }
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A row that ran: medians of its runs, min-max, the latency of the
+ * median run (rank (n-1)/2 by GB/s).  One run gives that run's values. */
+static void finish_result(struct result *r) {
+  double g[MAX_REPEAT], o[MAX_REPEAT], t[MAX_REPEAT];
+  int idx[MAX_REPEAT], n = r->nrun;
+  const struct run *m;
+
+  if (r->status != ST_OK || n == 0) return;
+  for (int k = 0; k < n; k++) {
+    g[k] = r->run[k].gbps;
+    o[k] = r->run[k].ops;
+    t[k] = r->run[k].secs;
+    idx[k] = k;
+  }
+  for (int i = 1; i < n; i++) /* stable: equal rates keep run order */
+    for (int j = i; j > 0 && r->run[idx[j - 1]].gbps > r->run[idx[j]].gbps;
+         j--) {
+      int x = idx[j];
+
+      idx[j] = idx[j - 1];
+      idx[j - 1] = x;
+    }
+  r->mrun = idx[(n - 1) / 2];
+  r->gbps_min = r->run[idx[0]].gbps;
+  r->gbps_max = r->run[idx[n - 1]].gbps;
+  r->gbps = median_of(g, n);
+  r->ops = median_of(o, n);
+  r->secs = median_of(t, n);
+  m = &r->run[r->mrun];
+  r->mean = m->mean;
+  r->calls = m->calls;
+  r->p50 = m->p50;
+  r->p90 = m->p90;
+  r->p99 = m->p99;
+  r->p999 = m->p999;
+  r->max = m->max;
+  r->errors = 0;
+  for (int k = 0; k < n; k++) r->errors += r->run[k].errors;
+}
+
+/* One round (rep, from 0) of the system s->sys[si]: init, the workloads,
+ * clear, fini.  A failure or a skip makes the system done (no more rounds);
+ * its rows are finished and written when it is done or after its last
+ * round. */
+static void run_system(struct suite *s, int si, int rep) {
+  const suite_adapter *a = s->sys[si];
   suite_cfg cfg;
   char dir[DIR_MAX + 64], msg[SUITE_MSG] = "", err[MSG_MAX] = "",
-       what[128];
+       what[160], run[48] = "", stage[96];
   const char *version = NULL;
   void *st = NULL;
-  int loaded = 0, bad = 0, e, base = s->nres;
+  int loaded = 0, bad = 0, e, step0 = s->step, nwl = 0;
 
+  for (int wl = 0; wl < NWL; wl++) nwl += s->wl[wl];
+  if (s->repeat > 1) snprintf(run, sizeof run, " (run %d/%d)", rep + 1,
+                              s->repeat);
   snprintf(dir, sizeof dir, "%s/%s", s->work, a->name);
   if (mkdir(dir, 0755) != 0) {
     cli_err("bench suite: %s: mkdir %s: %s", a->name, dir, strerror(errno));
     s->failed = 1;
-    return;
+    s->done[si] = 1;
+    goto rows;
   }
   memset(&cfg, 0, sizeof cfg);
   cfg.block = s->block;
@@ -846,10 +1032,10 @@ static void run_system(struct suite *s, const suite_adapter *a) {
   cfg.cascaded = s->have_cascaded ? s->cascaded : NULL;
   cfg.seed = s->seed;
 
-  snprintf(what, sizeof what, "%s: starting", a->name);
+  snprintf(what, sizeof what, "%s: starting%s", a->name, run);
   cli_progress(s->step, s->nsteps, what);
   e = a->init(&cfg, &st, msg, sizeof msg);
-  if (e == SUITE_SKIP) {
+  if (e == SUITE_SKIP && rep == 0) {
     cli_err("bench suite: %s skipped: %s", a->name, msg);
     for (int wl = 0; wl < NWL; wl++)
       if (s->wl[wl]) {
@@ -857,21 +1043,25 @@ static void run_system(struct suite *s, const suite_adapter *a) {
 
         r->status = ST_SKIPPED;
         snprintf(r->reason, sizeof r->reason, "%s", msg);
-        write_result(s, r);
-        s->step++;
       }
     rm_tree(dir);
-    return;
+    s->done[si] = 1;
+    goto rows;
   }
   if (e != 0) {
-    struct result *r = new_result(s, a, WL_WRITE, NULL);
+    struct result *r;
+    int first = WL_WRITE;
 
+    if (rep > 0) /* the row of the first workload run */
+      while (first < NWL - 1 && !s->wl[first]) first++;
+    r = get_result(s, a, first, NULL, rep);
     snprintf(err, sizeof err, "%s (%s)", msg[0] ? msg : "failed",
-             cascade_strerror(e));
-    fail_result(s, r, "init", err, &bad);
-    write_result(s, r);
+             e == SUITE_SKIP ? "skipped after a run" : cascade_strerror(e));
+    snprintf(stage, sizeof stage, "init%s", run);
+    fail_result(s, r, stage, err, &bad);
     rm_tree(dir);
-    return;
+    s->done[si] = 1;
+    goto rows;
   }
   version = a->version ? a->version(st) : NULL;
 
@@ -880,15 +1070,15 @@ static void run_system(struct suite *s, const suite_adapter *a) {
 
     if (!s->wl[wl]) continue;
     s->step++;
-    r = new_result(s, a, wl, version);
+    r = get_result(s, a, wl, version, rep);
     err[0] = '\0';
     if (wl != WL_WRITE && !loaded) {
-      snprintf(what, sizeof what, "%s: loading", a->name);
+      snprintf(what, sizeof what, "%s: loading%s", a->name, run);
       cli_progress(s->step, s->nsteps, what);
       if (run_pass(s, a, st, WL_WRITE, NULL, err, sizeof err) != 0 ||
           check_contains(s, a, st, 1, err, sizeof err) != 0) {
-        fail_result(s, r, "load", err, &bad);
-        write_result(s, r);
+        snprintf(stage, sizeof stage, "load%s", run);
+        fail_result(s, r, stage, err, &bad);
         break;
       }
       loaded = 1;
@@ -896,66 +1086,68 @@ static void run_system(struct suite *s, const suite_adapter *a) {
     if (wl == WL_COLD) {
       msg[0] = '\0';
       e = a->cold(st, msg, sizeof msg);
-      if (e == -ENOTSUP) {
+      if (e == -ENOTSUP && r->nrun == 0) {
         r->status = ST_SKIPPED;
         snprintf(r->reason, sizeof r->reason, "no cold read (%s%s%s)",
                  a->kind, msg[0] ? ": " : "", msg);
-        write_result(s, r);
         continue;
       }
       if (e != 0) {
         snprintf(err, sizeof err, "%s (%s)", msg[0] ? msg : "failed",
                  cascade_strerror(e));
-        fail_result(s, r, "cold", err, &bad);
-        write_result(s, r);
+        snprintf(stage, sizeof stage, "cold%s", run);
+        fail_result(s, r, stage, err, &bad);
         break;
       }
     }
-    snprintf(what, sizeof what, "%s: %s", a->name, wl_name[wl]);
+    snprintf(what, sizeof what, "%s: %s%s", a->name, wl_name[wl], run);
     cli_progress(s->step, s->nsteps, what);
+    clear_measures(r); /* a run that fails shows none, as in round 0 */
     if (run_pass(s, a, st, wl, r, err, sizeof err) != 0 ||
         (wl == WL_WRITE && check_contains(s, a, st, 1, err, sizeof err))) {
-      fail_result(s, r, wl_name[wl], err, &bad);
-      write_result(s, r);
+      snprintf(stage, sizeof stage, "%s%s", wl_name[wl], run);
+      fail_result(s, r, stage, err, &bad);
       break;
     }
+    add_run(r);
     if (wl == WL_WRITE) loaded = 1;
-    write_result(s, r);
   }
   if (!bad) {
     /* clear, checked on the first keys */
     msg[0] = '\0';
     e = a->clear(st, msg, sizeof msg);
     if (e != 0 || check_contains(s, a, st, 0, err, sizeof err) != 0) {
-      struct result *r = &s->res[s->nres - 1];
+      struct result *last = NULL;
 
       if (e != 0)
         snprintf(err, sizeof err, "%s (%s)", msg[0] ? msg : "failed",
                  cascade_strerror(e));
-      if (s->nres > base && r->a == a) {
+      for (int k = 0; k < s->nres; k++)
+        if (s->res[k].a == a) last = &s->res[k];
+      if (last != NULL) {
         /* the failure goes on the system's last row (and its file) */
-        int json = s->json;
-
-        r->status = ST_FAILED;
-        snprintf(r->reason, sizeof r->reason, "clear: %.400s", err);
-        s->json = 0;
-        write_result(s, r);
-        s->json = json;
+        last->status = ST_FAILED;
+        snprintf(last->reason, sizeof last->reason, "clear%s: %.400s", run,
+                 err);
       }
-      cli_err("bench suite: %s FAILED: clear: %s", a->name, err);
+      cli_err("bench suite: %s FAILED: clear%s: %s", a->name, run, err);
       s->failed = 1;
+      bad = 1;
     }
   }
-  /* count the steps not run after a failure */
-  for (int wl = 0; wl < NWL; wl++)
-    if (s->wl[wl]) {
-      int seen = 0;
-
-      for (int k = base; k < s->nres; k++) seen |= s->res[k].wl == wl;
-      if (!seen) s->step++;
-    }
+  if (bad) s->done[si] = 1;
   a->fini(st);
   rm_tree(dir);
+
+rows:
+  /* count the steps of this round, and of the rounds not run */
+  s->step = step0 + nwl * (s->done[si] ? s->repeat - rep : 1);
+  if (!s->done[si] && rep < s->repeat - 1) return;
+  for (int k = 0; k < s->nres; k++)
+    if (s->res[k].a == a) {
+      finish_result(&s->res[k]);
+      write_result(s, &s->res[k]);
+    }
 }
 
 /* ---- The data directory ----------------------------------------------------- */
@@ -1010,7 +1202,7 @@ static const suite_adapter *find_system(const char *name, size_t len,
                                         int *known) {
   static const char *const names[NADAPTERS] = {
       "cascade", "cascade-shm", "cascade-server", "redis",
-      "memcached", "posix",     "lmdb",           "hdf5"};
+      "memcached", "posix-file-per-block", "lmdb", "hdf5"};
 
   *known = 0;
   for (int k = 0; k < NADAPTERS; k++) {
@@ -1041,7 +1233,7 @@ static void built_in(char *out, size_t cap) {
 static int parse_args(struct suite *s, int argc, char **argv) {
   const char *systems = NULL, *wls = NULL, *block = NULL, *blocks = NULL,
              *total = NULL, *threads = NULL, *batch = NULL, *tpb = NULL,
-             *seed = NULL;
+             *seed = NULL, *repeat = NULL;
   uint64_t v;
 
   for (int i = 0; i < argc;) {
@@ -1086,6 +1278,7 @@ static int parse_args(struct suite *s, int argc, char **argv) {
     OPT("--results", s->results)
     OPT("--cascaded", s->cascaded_opt)
     OPT("--seed", seed)
+    OPT("--repeat", repeat)
 #undef OPT
     cli_err("bench suite: unexpected argument '%s' (see cascade bench suite "
             "--help)",
@@ -1161,6 +1354,11 @@ static int parse_args(struct suite *s, int argc, char **argv) {
   if (batch != NULL) {
     if (parse_u64("--batch", batch, 1, MAX_BATCH, &v) != 0) return -1;
     s->batch = (int)v;
+  }
+  s->repeat = 1;
+  if (repeat != NULL) {
+    if (parse_u64("--repeat", repeat, 1, MAX_REPEAT, &v) != 0) return -1;
+    s->repeat = (int)v;
   }
   s->seed = DEFAULT_SEED;
   if (seed != NULL && parse_u64("--seed", seed, 0, UINT64_MAX, &s->seed) != 0)
@@ -1288,8 +1486,11 @@ int cli_bench_suite(int argc, char **argv, const cli_common *co) {
   print_header(s);
 
   sigaction(SIGPIPE, &ign, &old_pipe);
-  s->nsteps = s->nsys * nwl;
-  for (int k = 0; k < s->nsys; k++) run_system(s, s->sys[k]);
+  s->nsteps = s->nsys * nwl * s->repeat;
+  /* interleaved: round r of every system, then round r + 1 */
+  for (int rep = 0; rep < s->repeat; rep++)
+    for (int k = 0; k < s->nsys; k++)
+      if (!s->done[k]) run_system(s, k, rep);
   cli_progress_done();
   sigaction(SIGPIPE, &old_pipe, NULL);
   print_table(s);
