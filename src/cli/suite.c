@@ -1138,6 +1138,10 @@ static void run_system(struct suite *s, int si, int rep) {
   if (bad) s->done[si] = 1;
   a->fini(st);
   rm_tree(dir);
+  /* settle before the next system: its files' deletion and the page
+   * cache's dirty pages written back now, not while the next one is
+   * timed */
+  sync();
 
 rows:
   /* count the steps of this round, and of the rounds not run */
