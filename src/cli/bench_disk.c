@@ -70,7 +70,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <linux/magic.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -375,22 +374,6 @@ static int drop_file_cache(struct bench *b, const char *path) {
   return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(path) != 0 && errno != ENOENT ? -1 : 0;
-}
-
-/* Remove path and everything under it (it need not exist). */
-static int rm_tree(const char *path) {
-  struct stat st;
-
-  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
-  return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void work_path(const struct bench *b, const char *name, char *out,
                       size_t cap) {
   snprintf(out, cap, "%s/%s", b->work, name);
@@ -404,7 +387,7 @@ static void clear_system(struct bench *b, int sys) {
   int fd;
 
   work_path(b, name[sys], path, sizeof path);
-  if (rm_tree(path) != 0)
+  if (cli_rm_tree(path, 0) != 0)
     cli_err("bench disk: warning: cannot remove %s: %s", path, strerror(errno));
   fd = open(b->work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
@@ -939,19 +922,6 @@ static void cascade_cells(struct bench *b, int rep, struct run *w,
 
 /* ---- Measuring one size -------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-
-  return (x > y) - (x < y);
-}
-
-/* Median of n values (sorts them; mean of the middle two if n is even). */
-static double median(double *v, int n) {
-  if (n <= 0) return NAN;
-  qsort(v, (size_t)n, sizeof v[0], cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void progress(struct bench *b, int op, int rep) {
   char sz[32], what[96];
 
@@ -1086,13 +1056,13 @@ static void run_size(struct bench *b, int size_idx) {
       if (nok[p] == b->repeat && res[p].state != CELL_FAILED)
         rp[np++] = rate[op][k] / rate[p][k];
     }
-    r->gbps = median(v, b->repeat) / 1e9;
+    r->gbps = cli_median(v, b->repeat) / 1e9;
     r->gbps_min = v[0] / 1e9;
     r->gbps_max = v[b->repeat - 1] / 1e9;
     r->ops_per_s = r->gbps * 1e9 / (double)b->bs;
-    r->secs = median(s, b->repeat);
-    r->ratio_fio = nf ? median(rf, nf) : NAN;
-    r->ratio_posix = np ? median(rp, np) : NAN;
+    r->secs = cli_median(s, b->repeat);
+    r->ratio_fio = nf ? cli_median(rf, nf) : NAN;
+    r->ratio_posix = np ? cli_median(rp, np) : NAN;
   }
   set_targets(res);
   for (int op = 0; op < NOPS; op++)
@@ -1162,18 +1132,6 @@ static void json_result(const struct bench *b, const struct result *r) {
   fflush(stdout);
 }
 
-static const char *fmt_rate(double v, char *buf, size_t cap) {
-  if (!isfinite(v))
-    snprintf(buf, cap, "n/a");
-  else if (v < 100)
-    snprintf(buf, cap, "%.2f", v);
-  else if (v < 10000)
-    snprintf(buf, cap, "%.1f", v);
-  else
-    snprintf(buf, cap, "%.0f", v);
-  return buf;
-}
-
 static const char *met_text(int met) {
   return met < 0 ? "n/a" : met ? "ok" : "MISSED";
 }
@@ -1195,11 +1153,11 @@ static void print_table(const struct bench *b) {
     cells[0] = op_name[r->op];
     cells[1] = cli_fmt_size(r->bs, sz, sizeof sz);
     if (r->state == CELL_OK) {
-      cells[2] = fmt_rate(r->gbps, g, sizeof g);
+      cells[2] = cli_fmt_rate(r->gbps, g, sizeof g);
       cells[3] = cli_fmt_count((uint64_t)(r->ops_per_s + 0.5), o, sizeof o);
       cells[4] = op_sys(r->op) == SYS_FIO
                      ? "1.00"
-                     : fmt_rate(r->ratio_fio, rf, sizeof rf);
+                     : cli_fmt_rate(r->ratio_fio, rf, sizeof rf);
     } else {
       cells[2] = "failed";
       cells[3] = "";
@@ -1318,7 +1276,7 @@ static void remove_work_dir(struct bench *b) {
     cli_err("bench disk: kept %s", b->work);
     return;
   }
-  if (rm_tree(b->work) != 0)
+  if (cli_rm_tree(b->work, 0) != 0)
     cli_err("bench disk: warning: cannot remove %s: %s", b->work,
             strerror(errno));
   if (b->base_made) rmdir(b->base);

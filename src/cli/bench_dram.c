@@ -379,12 +379,6 @@ static int op_view(struct bench *b, uint64_t k) {
 
 /* ---- Measuring one cell -------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-
-  return (x > y) - (x < y);
-}
-
 /* One untimed pass over the working set, checking every block read in
  * full. */
 static int warmup(struct bench *b, op_fn op, uint64_t *kp) {
@@ -420,16 +414,9 @@ static int trial(struct bench *b, op_fn op, uint64_t batch, double secs,
   return 0;
 }
 
-/* Median of NTRIALS values (sorts them). */
-static double median(double *v) {
-  qsort(v, NTRIALS, sizeof v[0], cmp_double);
-  return v[NTRIALS / 2];
-}
-
 /* Median and extremes of the trials' rates into r (sorts rate). */
 static void summarise(const struct bench *b, double *rate, struct result *r) {
-  qsort(rate, NTRIALS, sizeof rate[0], cmp_double);
-  r->ops_per_sec = rate[NTRIALS / 2];
+  r->ops_per_sec = cli_median(rate, NTRIALS); /* sorts rate */
   r->gbps = r->ops_per_sec * (double)b->bs / 1e9;
   r->gbps_min = rate[0] * (double)b->bs / 1e9;
   r->gbps_max = rate[NTRIALS - 1] * (double)b->bs / 1e9;
@@ -605,16 +592,6 @@ static void json_result(const struct result *r) {
   fflush(stdout);
 }
 
-static const char *fmt_rate(double v, char *buf, size_t cap) {
-  if (v < 100)
-    snprintf(buf, cap, "%.2f", v);
-  else if (v < 10000)
-    snprintf(buf, cap, "%.1f", v);
-  else
-    snprintf(buf, cap, "%.0f", v);
-  return buf;
-}
-
 static void print_table(const struct bench *b) {
   static const char *const hd[8] = {"op",       "block",    "GB/s",
                                     "ops/s",    "x memcpy", "x stream",
@@ -631,15 +608,15 @@ static void print_table(const struct bench *b) {
     if (i > 0 && r->bs != b->res[i - 1].bs) cli_table_row(t, NULL);
     cells[0] = op_name[r->op];
     cells[1] = cli_fmt_size(r->bs, sz, sizeof sz);
-    cells[2] = fmt_rate(r->gbps, g, sizeof g);
+    cells[2] = cli_fmt_rate(r->gbps, g, sizeof g);
     cells[3] = cli_fmt_count((uint64_t)(r->ops_per_sec + 0.5), o, sizeof o);
     cells[4] =
-        r->op == OP_MEMCPY ? "1.00" : fmt_rate(r->ratio_memcpy, rm, sizeof rm);
+        r->op == OP_MEMCPY ? "1.00" : cli_fmt_rate(r->ratio_memcpy, rm, sizeof rm);
     cells[5] = has_stream_ratio(r->op)
-                   ? fmt_rate(r->ratio_stream, rst, sizeof rst)
+                   ? cli_fmt_rate(r->ratio_stream, rst, sizeof rst)
                    : "";
     cells[6] =
-        r->op == OP_PUT_DEDUP ? fmt_rate(r->ratio_sha, rs, sizeof rs) : "";
+        r->op == OP_PUT_DEDUP ? cli_fmt_rate(r->ratio_sha, rs, sizeof rs) : "";
     tg[0] = '\0';
     if (r->target != NULL) {
       targets++;
@@ -898,9 +875,9 @@ static int run_size(struct bench *b, int size_idx, int ncells) {
       rs[t] = rate[op][t] / rate[OP_SHA256][t];
       rst[t] = rate[op][t] / rate[OP_STREAM][t];
     }
-    res[op].ratio_memcpy = median(rm);
-    res[op].ratio_sha = median(rs);
-    res[op].ratio_stream = median(rst);
+    res[op].ratio_memcpy = cli_median(rm, NTRIALS);
+    res[op].ratio_sha = cli_median(rs, NTRIALS);
+    res[op].ratio_stream = cli_median(rst, NTRIALS);
   }
   for (op = 0; op < NOPS; op++) {
     struct result *r = &res[op];

@@ -1023,30 +1023,6 @@ oom:
 
 /* ---- Reporting ------------------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  if (n <= 0) return NAN;
-  qsort(v, (size_t)n, sizeof v[0], cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static const char *fmt_rate(double v, char *buf, size_t cap) {
-  if (!isfinite(v))
-    snprintf(buf, cap, "n/a");
-  else if (v < 100)
-    snprintf(buf, cap, "%.2f", v);
-  else if (v < 10000)
-    snprintf(buf, cap, "%.1f", v);
-  else
-    snprintf(buf, cap, "%.0f", v);
-  return buf;
-}
-
 static void set_target(struct result *r, int have_redis) {
   r->has_target = 0;
   r->met_redis = r->met_memcpy = -1;
@@ -1149,13 +1125,13 @@ static void print_table(const struct bench *b) {
     cells[0] = op_name[r->op];
     cells[1] = cli_fmt_size(r->vs, sz, sizeof sz);
     cells[2] = cn;
-    cells[3] = fmt_rate(r->gbps, g, sizeof g);
+    cells[3] = cli_fmt_rate(r->gbps, g, sizeof g);
     cells[4] = cli_fmt_count((uint64_t)(r->ops_per_sec + 0.5), o, sizeof o);
     cells[5] = r->op == OP_MEMCPY ? ""
                : r->op == OP_REDIS_SET || r->op == OP_REDIS_GET
                    ? "1.00"
-                   : fmt_rate(r->ratio_redis, rr, sizeof rr);
-    cells[6] = r->op == OP_SHM_GET  ? fmt_rate(r->ratio_memcpy, rm, sizeof rm)
+                   : cli_fmt_rate(r->ratio_redis, rr, sizeof rr);
+    cells[6] = r->op == OP_SHM_GET  ? cli_fmt_rate(r->ratio_memcpy, rm, sizeof rm)
                : r->op == OP_MEMCPY ? "1.00"
                                     : "";
     tg[0] = '\0';
@@ -1388,13 +1364,14 @@ static int run_size(struct bench *b, int si) {
         if (op == OP_SHM_GET)
           rm[k] = rate[cell][k] / rate[ci * NOPS + OP_MEMCPY][k];
       }
-      r->ops_per_sec = median(o, b->repeat);
-      r->gbps = median(g, b->repeat);
+      r->ops_per_sec = cli_median(o, b->repeat);
+      r->gbps = cli_median(g, b->repeat);
       r->gbps_min = g[0];
       r->gbps_max = g[b->repeat - 1];
-      r->secs = median(s, b->repeat);
-      if (ref >= 0 && b->have_redis) r->ratio_redis = median(rr, b->repeat);
-      if (op == OP_SHM_GET) r->ratio_memcpy = median(rm, b->repeat);
+      r->secs = cli_median(s, b->repeat);
+      if (ref >= 0 && b->have_redis)
+        r->ratio_redis = cli_median(rr, b->repeat);
+      if (op == OP_SHM_GET) r->ratio_memcpy = cli_median(rm, b->repeat);
       set_target(r, b->have_redis);
     }
   if (b->json) {

@@ -313,4 +313,16 @@ const char *cli_model_name(size_t i);
 int cli_fs_facts(const char *path, char *fs_type, size_t tcap, char *device,
                  size_t dcap);
 
+/* Median of n values (sorts v in place; the mean of the middle two if n is
+ * even; NaN if n <= 0), as every bench reports repeated runs. */
+double cli_median(double *v, int n);
+
+/* A rate or ratio for a table: "n/a" if not finite, else 2, 1 or 0
+ * decimals as it grows past 100 and 10000.  Returns buf. */
+const char *cli_fmt_rate(double v, char *buf, size_t cap);
+
+/* Remove path and everything under it (it need not exist); with keep_top,
+ * only what is under it.  0, or -1 with errno. */
+int cli_rm_tree(const char *path, int keep_top);
+
 #endif /* CASCADE_CLI_H */

@@ -78,7 +78,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <linux/magic.h>
 #include <pthread.h>
@@ -880,18 +879,6 @@ static void print_header(const struct suite *s) {
 
 /* ---- One system ------------------------------------------------------------ */
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(path) != 0 && errno != ENOENT ? -1 : 0;
-}
-
-static int rm_tree(const char *path) {
-  return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static struct result *new_result(struct suite *s, const suite_adapter *a,
                                  int wl, const char *version) {
   struct result *r = &s->res[s->nres++];
@@ -948,18 +935,6 @@ static void add_run(struct result *r) {
   u->max = r->max;
 }
 
-/* Median of n values (sorts them; mean of the middle two if n is even). */
-static double median_of(double *v, int n) {
-  for (int i = 1; i < n; i++)
-    for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
-      double x = v[j];
-
-      v[j] = v[j - 1];
-      v[j - 1] = x;
-    }
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* A row that ran: medians of its runs, min-max, the latency of the
  * median run (rank (n-1)/2 by GB/s).  One run gives that run's values. */
 static void finish_result(struct result *r) {
@@ -985,9 +960,9 @@ static void finish_result(struct result *r) {
   r->mrun = idx[(n - 1) / 2];
   r->gbps_min = r->run[idx[0]].gbps;
   r->gbps_max = r->run[idx[n - 1]].gbps;
-  r->gbps = median_of(g, n);
-  r->ops = median_of(o, n);
-  r->secs = median_of(t, n);
+  r->gbps = cli_median(g, n);
+  r->ops = cli_median(o, n);
+  r->secs = cli_median(t, n);
   m = &r->run[r->mrun];
   r->mean = m->mean;
   r->calls = m->calls;
@@ -1044,7 +1019,7 @@ static void run_system(struct suite *s, int si, int rep) {
         r->status = ST_SKIPPED;
         snprintf(r->reason, sizeof r->reason, "%s", msg);
       }
-    rm_tree(dir);
+    cli_rm_tree(dir, 0);
     s->done[si] = 1;
     goto rows;
   }
@@ -1059,7 +1034,7 @@ static void run_system(struct suite *s, int si, int rep) {
              e == SUITE_SKIP ? "skipped after a run" : cascade_strerror(e));
     snprintf(stage, sizeof stage, "init%s", run);
     fail_result(s, r, stage, err, &bad);
-    rm_tree(dir);
+    cli_rm_tree(dir, 0);
     s->done[si] = 1;
     goto rows;
   }
@@ -1137,7 +1112,7 @@ static void run_system(struct suite *s, int si, int rep) {
   }
   if (bad) s->done[si] = 1;
   a->fini(st);
-  rm_tree(dir);
+  cli_rm_tree(dir, 0);
   /* settle before the next system: its files' deletion and the page
    * cache's dirty pages written back now, not while the next one is
    * timed */
@@ -1504,7 +1479,7 @@ done:
   if (s->work[0] != '\0') {
     if (s->keep)
       cli_err("bench suite: kept %s", s->work);
-    else if (rm_tree(s->work) != 0)
+    else if (cli_rm_tree(s->work, 0) != 0)
       cli_err("bench suite: warning: cannot remove %s: %s", s->work,
               strerror(errno));
   }

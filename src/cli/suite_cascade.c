@@ -39,7 +39,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,14 +103,6 @@ static int cas_open_store(struct cas *st, uint64_t dram, char *msg,
     return errmsg(msg, cap, rc, "cascade_open");
   }
   return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  if (ftw->level == 0) return 0; /* the directory itself stays */
-  return remove(path) != 0 && errno != ENOENT ? -1 : 0;
 }
 
 static int cas_init(const suite_cfg *cfg, void **out, char *msg, size_t cap) {
@@ -255,7 +246,7 @@ static int cas_clear(void *sp, char *msg, size_t cap) {
 
   cascade_close(st->c);
   st->c = NULL;
-  if (nftw(st->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+  if (cli_rm_tree(st->dir, 1) != 0)
     return errmsg(msg, cap, -errno, st->dir);
   return cas_open_store(st, dram_for(&st->cfg), msg, cap);
 }
@@ -265,7 +256,7 @@ static void cas_fini(void *sp) {
 
   if (st == NULL) return;
   cascade_close(st->c);
-  nftw(st->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  cli_rm_tree(st->dir, 1);
   free(st);
 }
 

@@ -2,13 +2,15 @@
  * util.c - small helpers shared by the commands of the `cascade` tool:
  * the common options (--set/--dram/--policy), size parsing and formatting,
  * a monotonic clock, a progress line on stderr, text tables, JSON string
- * escaping, facts about the machine (for benchmark headers) and a readable
- * dump of cascade_stats.
+ * escaping, facts about the machine and its file systems (for benchmark
+ * headers), model presets, medians, removing a directory tree, and a
+ * readable dump of cascade_stats.
  *
  * Nothing here keeps global state except the progress line's "shown" flag;
  * the tool is single-threaded.  Tables own copies of their cells and are
  * freed by their creator.
  */
+#define _GNU_SOURCE /* nftw */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/magic.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -690,4 +693,52 @@ int cli_fs_facts(const char *path, char *fs_type, size_t tcap, char *device,
   }
   fclose(f);
   return mem;
+}
+
+/* ---- Medians ------------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+
+  return (x > y) - (x < y);
+}
+
+double cli_median(double *v, int n) {
+  if (n <= 0) return NAN;
+  qsort(v, (size_t)n, sizeof v[0], cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+const char *cli_fmt_rate(double v, char *buf, size_t cap) {
+  if (!isfinite(v))
+    snprintf(buf, cap, "n/a");
+  else if (v < 100)
+    snprintf(buf, cap, "%.2f", v);
+  else if (v < 10000)
+    snprintf(buf, cap, "%.1f", v);
+  else
+    snprintf(buf, cap, "%.0f", v);
+  return buf;
+}
+
+/* ---- Directories -------------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int rm_below(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  return ftw->level == 0 ? 0 : rm_entry(path, st, flag, ftw);
+}
+
+int cli_rm_tree(const char *path, int keep_top) {
+  struct stat st;
+
+  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+  return nftw(path, keep_top ? rm_below : rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
