@@ -24,8 +24,6 @@ import asyncio
 import glob
 import logging
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -219,18 +217,8 @@ def main():
                 pass
         if loop is not None:
             loop.call_soon_threadsafe(loop.stop)
-        for pr in procs:
-            if pr.poll() is None:
-                os.killpg(pr.pid, signal.SIGTERM)
-                try:
-                    pr.wait(5)
-                except subprocess.TimeoutExpired:
-                    os.killpg(pr.pid, signal.SIGKILL)
-                    pr.wait()
-        if a.dir is None:
-            shutil.rmtree(work, ignore_errors=True)
-    pc.emit(out, a.out)
-    return 1 if any(o["status"] == "failed" for o in out) else 0
+        pc.stop_procs(procs)
+    return pc.finish(out, a, work)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ Prints one JSON object per workload (suite schema) on stdout; logs on stderr.
 """
 import ctypes
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -202,18 +200,8 @@ def main():
     finally:
         if store is not None:
             store.close()
-        for pr in reversed(procs):
-            if pr.poll() is None:
-                os.killpg(pr.pid, signal.SIGTERM)
-                try:
-                    pr.wait(5)
-                except subprocess.TimeoutExpired:
-                    os.killpg(pr.pid, signal.SIGKILL)
-                    pr.wait()
-        if a.dir is None:
-            shutil.rmtree(work, ignore_errors=True)
-    pc.emit(out, a.out)
-    return 1 if any(o["status"] == "failed" for o in out) else 0
+        pc.stop_procs(procs)
+    return pc.finish(out, a, work)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ the harness).
 import argparse
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import time
 
@@ -148,3 +151,24 @@ def wait_port(port, timeout=20.0, proc=None):
 
 
 now = time.perf_counter_ns
+
+
+def stop_procs(procs):
+    """SIGTERM each started process group (newest first), SIGKILL after 5 s."""
+    for pr in reversed(procs):
+        if pr.poll() is None:
+            os.killpg(pr.pid, signal.SIGTERM)
+            try:
+                pr.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(pr.pid, signal.SIGKILL)
+                pr.wait()
+
+
+def finish(out, args, work):
+    """Remove a work directory the driver made, print the results, and the
+    exit status: 1 if any workload failed."""
+    if args.dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    emit(out, args.out)
+    return 1 if any(o["status"] == "failed" for o in out) else 0

@@ -1129,9 +1129,7 @@ static void cmd_shm(conn *c, resp_arg *argv, size_t argc) {
                    "daemon's log)");
     return;
   }
-  if (c->send_fd >= 0 && c->send_fd_own) close(c->send_fd);
   c->send_fd = arena_ro; /* shared by all clients: never closed */
-  c->send_fd_own = 0;
   reply_array(c, 1);
   reply_int(c, (int64_t)size);
 }
@@ -1258,9 +1256,7 @@ static void cmd_stage(conn *c, resp_arg *argv, size_t argc) {
   c->stage = p;
   c->stage_len = (uint64_t)n;
   c->stage_fd = fd; /* kept: pages of a put are given back (cmd_putstaged) */
-  if (c->send_fd >= 0 && c->send_fd_own) close(c->send_fd);
-  c->send_fd = fd;
-  c->send_fd_own = 0;
+  c->send_fd = fd; /* owned by stage_fd */
   reply_array(c, 1);
   reply_int(c, n);
 }
@@ -1361,8 +1357,6 @@ static const command *cmd_table(size_t *n) {
   *n = sizeof commands / sizeof commands[0];
   return commands;
 }
-
-void cmd_init(void) {}
 
 void cmd_exec(conn *c, resp_arg *argv, size_t argc) {
   const command *e = NULL;

@@ -166,7 +166,6 @@ int main(int argc, char **argv) {
   server *s = &g_srv;
   s->conf = &cf;
   s->start_ms = now_ms();
-  s->start_unix = (uint64_t)time(NULL);
   atomic_store(&s->next_id, 1);
   ssize_t el = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1);
   s->exe[el > 0 ? el : 0] = 0;

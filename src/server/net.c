@@ -279,10 +279,7 @@ static int out_send(conn *c) {
       memcpy(CMSG_DATA(h), &c->send_fd, sizeof(int));
     }
     ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-    if (w > 0 && c->send_fd >= 0) {
-      if (c->send_fd_own) close(c->send_fd);
-      c->send_fd = -1;
-    }
+    if (w > 0) c->send_fd = -1; /* passed; its owner closes it */
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 1;
@@ -315,7 +312,6 @@ static void conn_free(conn *c) {
     atomic_fetch_sub_explicit(&g_srv.nmetrics, 1, memory_order_relaxed);
   }
   out_clear(c);
-  if (c->send_fd >= 0 && c->send_fd_own) close(c->send_fd);
   resp_fini(&c->rp);
   free(c->ib);
   free(c->pins);
@@ -326,7 +322,6 @@ static void conn_free(conn *c) {
   else
     w->conns = c->next;
   if (c->next) c->next->prev = c->prev;
-  w->nconns--;
   srv_log(LOG_VERBOSE, "client id=%llu addr=%s closed",
           (unsigned long long)c->id, c->addr);
   free(c);
@@ -464,7 +459,6 @@ static int conn_flush(conn *c) {
   if (c->obytes <= OUT_PAUSE && !c->closing && !c->eof) ev.events |= EPOLLIN;
   if (r == 1) ev.events |= EPOLLOUT;
   epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-  c->want_out = r == 1;
   return 0;
 }
 
@@ -534,7 +528,6 @@ static void conn_add(worker *w, int fd, int kind, int is_unix) {
   c->next = w->conns;
   if (w->conns) w->conns->prev = c;
   w->conns = c;
-  w->nconns++;
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
   if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     conn_free(c);

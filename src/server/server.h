@@ -137,7 +137,6 @@ typedef struct conn {
   /* output */
   oseg *oh, *ot; /* queue head and tail */
   uint64_t obytes; /* bytes queued */
-  int want_out;    /* EPOLLOUT registered */
   int closing;     /* close once the output is sent (QUIT, errors) */
   int dead;        /* close now */
   int eof;         /* the peer closed its side: answer what came, close */
@@ -149,8 +148,8 @@ typedef struct conn {
   size_t npins, cpins;
   /* the shared-memory path (Unix socket only) */
   int is_unix;
-  int send_fd;      /* a descriptor to pass with the next bytes sent, or -1 */
-  int send_fd_own;  /* close send_fd once passed */
+  int send_fd;      /* a descriptor to pass with the next bytes sent, or -1
+                       (the arena's or stage_fd: owned elsewhere) */
   struct lease *leases; /* CASCADE.LEASE: slots; id 0 = free */
   uint32_t *lfree;      /* free slots (a stack) */
   size_t nleases;       /* leases held */
@@ -184,7 +183,6 @@ typedef struct worker {
   int epfd;
   int wakefd; /* eventfd: sockets in the inbox, or shutdown */
   conn *conns;
-  uint32_t nconns;
   pthread_mutex_t inbox_mu; /* leaf lock */
   struct handoff *inbox;
   int spare;          /* a descriptor to give back when out of them */
@@ -213,7 +211,6 @@ typedef struct server {
   _Atomic uint64_t nheld; /* views held for clients: pins, leases, queued
                              GET replies (bounded: SRV_HELD_MAX) */
   uint64_t start_ms;   /* monotonic */
-  uint64_t start_unix; /* seconds */
   char exe[PATH_MAX];
 } server;
 
@@ -241,7 +238,6 @@ void reply_array(conn *c, int64_t n);                   /* *n */
 void reply_bulk_view(conn *c, cascade_view *v);
 
 /* cmd.c */
-void cmd_init(void);
 /* Execute one command; replies queued on c. */
 void cmd_exec(conn *c, resp_arg *argv, size_t argc);
 /* A connection goes: release what it holds (pins). */
