@@ -469,13 +469,35 @@ CASCADE_API int cascade_stats(cascade *c, struct cascade_stats *out);
 CASCADE_API int cascade_arena(cascade *c, int *fd, size_t *size,
                               const void **base);
 
+/*
+ * The shared-memory index: a file (memfd) that says where each key of the
+ * default namespace with a DRAM copy lies in the arena, kept current by
+ * the store, so that a local client with both mapped read-only finds and
+ * copies a value with no request at all (cascade_client_get_into).  The
+ * format and the reader's protocol (a seqlock per slot) are in
+ * src/core/shmidx.h.  Made on the first call; the fd is owned by the
+ * store.  Errors: -EINVAL, -errno of memfd_create/ftruncate/mmap.
+ */
+CASCADE_API int cascade_shm_index(cascade *c, int *fd, size_t *size);
+
+/*
+ * Record uses of keys that were read without the store (through the
+ * shared-memory index): each present key's block gets the access and hit
+ * a get would have given it, so the eviction policy sees them.  Bad keys
+ * are skipped.  Returns the number present, or -EINVAL.
+ */
+CASCADE_API int cascade_touch(cascade *c, const char *ns,
+                              const cascade_key *keys, size_t n);
+
 /* ---- Client of a local daemon (zero-copy) ---------------------------------------- */
 
 /*
  * A connection to a cascaded on the same node, over its Unix socket, that
  * reads values in place: the daemon's DRAM arena is mapped read-only into
  * this process, and a get returns a lease on a block (its bytes in that
- * mapping, pinned in the daemon until released).  Puts go through a
+ * mapping, pinned in the daemon until released), or
+ * cascade_client_get_into copies values found through the daemon's
+ * shared-memory index with no request at all.  Puts go through a
  * staging area shared with the daemon; no value crosses the socket.  One
  * thread at a time per handle.  If the client dies, the daemon releases
  * its leases.
@@ -522,6 +544,20 @@ CASCADE_API int cascade_client_get(cascade_client *cl, const void *key,
 CASCADE_API int cascade_client_get_batch(cascade_client *cl,
                                          const cascade_key *keys, size_t n,
                                          cascade_lease *leases);
+
+/*
+ * Copy n values into the caller's buffers, as cascade_get_batch() would in
+ * the daemon's store: items[i].rc is 0 (vlen bytes copied), -ENOENT, or
+ * -ENOBUFS (vlen says how many bytes the value has).  A key of the default
+ * namespace with a DRAM copy is found in the daemon's shared-memory index
+ * and copied with no request at all; the others are leased, copied and
+ * released in one round trip.  The uses read through the index are sent
+ * to the daemon later (CASCADE.TOUCH), in batches, so that its eviction
+ * policy sees them.  Returns the number copied, or an error as
+ * cascade_client_get (-EINVAL for a bad item).
+ */
+CASCADE_API int cascade_client_get_into(cascade_client *cl,
+                                        cascade_get_item *items, size_t n);
 
 /* Release a lease (sent to the daemon with the next call); the lease is
  * zeroed.  A zeroed lease is a no-op. */

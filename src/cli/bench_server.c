@@ -28,14 +28,17 @@
  *   redis_set, cascaded_set   SET key value, C connections over TCP
  *                             loopback, one thread each, pipelined
  *   redis_get, cascaded_get   GET key, the same way
- *   shm_get                   C threads, each with its own cascade_client
+ *   shm_lease                 C threads, each with its own cascade_client
  *                             on the Unix socket: cascade_client_get_batch
  *                             of a batch of keys (32 MiB of values, at
- *                             most 64: the blocks of a request), memcpy
- *                             of each value
- *                             into the caller's buffer, release - so the
- *                             bytes end in the caller's memory, as after a
- *                             Redis GET
+ *                             most 64: the blocks of a request) - one
+ *                             round trip -, memcpy of each value into the
+ *                             caller's buffer, release - so the bytes end
+ *                             in the caller's memory, as after a Redis GET
+ *   shm_get                   the same batches through
+ *                             cascade_client_get_into: values found in the
+ *                             daemon's shared-memory index are copied with
+ *                             no request at all
  *   memcpy                    C threads copying the same values from a
  *                             private buffer into the same buffers, in
  *                             the same batches: the bound of shm_get
@@ -129,19 +132,21 @@ enum {
   OP_CASCADED_SET,
   OP_REDIS_GET,
   OP_CASCADED_GET,
+  OP_SHM_LEASE,
   OP_SHM_GET,
   OP_MEMCPY,
   NOPS
 };
 static const char *const op_name[NOPS] = {"redis_set", "cascaded_set",
                                           "redis_get", "cascaded_get",
-                                          "shm_get",   "memcpy"};
+                                          "shm_lease", "shm_get",
+                                          "memcpy"};
 
 enum { K_SET, K_GET, K_SHM, K_MEMCPY };
 static int op_kind(int op) {
   return op <= OP_CASCADED_SET   ? K_SET
          : op <= OP_CASCADED_GET ? K_GET
-         : op == OP_SHM_GET      ? K_SHM
+         : op <= OP_SHM_GET      ? K_SHM
                                  : K_MEMCPY;
 }
 /* The server an op talks to (memcpy: the versions cascaded holds). */
@@ -165,6 +170,7 @@ struct slot {
   struct iovec *iov;
   cascade_key *keys;
   cascade_lease *leases;
+  cascade_get_item *items;
   uint64_t cursor[NOPS]; /* next key of each op's timed cells */
   uint32_t *ver[NSYS];   /* per key: the version each server holds */
 };
@@ -252,12 +258,18 @@ void cli_bench_server_usage(FILE *f) {
       "MiB,\n"
       "                            >= 1.5x from 1 MiB)\n"
       "  redis_get, cascaded_get   GET, the same way (same targets)\n"
-      "  shm_get                   cascade_client_get_batch over the Unix "
-      "socket, memcpy\n"
-      "                            of each value into the caller's buffer, "
-      "release\n"
-      "                            (target >= 3x redis_get and >= 0.8x "
-      "memcpy)\n"
+      "  shm_lease                 cascade_client_get_batch over the Unix "
+      "socket (one\n"
+      "                            round trip per batch), memcpy of each "
+      "value into the\n"
+      "                            caller's buffer, release (no target)\n"
+      "  shm_get                   cascade_client_get_into: the same "
+      "values copied into\n"
+      "                            the caller's buffer, found through the "
+      "daemon's\n"
+      "                            shared-memory index (target >= 3x "
+      "redis_get and\n"
+      "                            >= 0.8x memcpy)\n"
       "  memcpy                    the same bytes copied from a private "
       "buffer, one\n"
       "                            thread per connection: the bound of "
@@ -622,6 +634,47 @@ static int hiredis_window(struct worker *w, struct slot *s,
 
 /* ---- shm and memcpy ------------------------------------------------------ */
 
+/* shm_get: cascade_client_get_into, the values copied into the caller's
+ * buffers (through the shared-memory index, or leased and copied). */
+static int shm_into(struct worker *w, struct slot *s, const uint64_t *idx,
+                    size_t n, uint64_t k) {
+  struct bench *b = w->b;
+  int rc = 0, got;
+
+  for (size_t j = 0; j < n; j++) {
+    s->items[j].key = s->keys[j].key;
+    s->items[j].klen = s->keys[j].len;
+    s->items[j].buf = s->dst + j * b->vs;
+    s->items[j].cap = b->vs;
+  }
+  got = cascade_client_get_into(s->shm, s->items, n);
+  if (got < 0) {
+    snprintf(w->err, sizeof w->err, "cascade_client_get_into: %s%s%s",
+             cascade_strerror(got), cascade_client_error(s->shm)[0] ? ": " : "",
+             cascade_client_error(s->shm));
+    return got;
+  }
+  for (size_t j = 0; j < n && rc == 0; j++) {
+    cascade_get_item *it = &s->items[j];
+    if (it->rc == -ENOENT) {
+      snprintf(w->err, sizeof w->err,
+               "shm: key %" PRIu64 " of connection %d is missing", idx[j],
+               w->t);
+      rc = -ENOENT;
+    } else if (it->rc != 0 || it->vlen != b->vs) {
+      snprintf(w->err, sizeof w->err,
+               "shm: key %" PRIu64 " of connection %d: %s, %zu bytes",
+               idx[j], w->t, cascade_strerror(it->rc), it->vlen);
+      rc = -EPROTO;
+    } else {
+      rc = check_value(w, it->buf, b->vs,
+                       value_of(b, w->t, idx[j], s->ver[SYS_CASCADED][idx[j]]),
+                       k + j, w->mode == MODE_VERIFY, idx[j]);
+    }
+  }
+  return rc;
+}
+
 static int shm_window(struct worker *w, struct slot *s, const uint64_t *idx,
                       size_t n, uint64_t k) {
   struct bench *b = w->b;
@@ -631,6 +684,7 @@ static int shm_window(struct worker *w, struct slot *s, const uint64_t *idx,
     s->keys[j].key = key_of(b, w->t, idx[j]);
     s->keys[j].len = KEY_LEN;
   }
+  if (w->op == OP_SHM_GET) return shm_into(w, s, idx, n, k);
   found = cascade_client_get_batch(s->shm, s->keys, n, s->leases);
   if (found < 0) {
     snprintf(w->err, sizeof w->err, "cascade_client_get_batch: %s%s%s",
@@ -904,7 +958,9 @@ static int open_connections(struct bench *b) {
     s->iov = malloc((2 * WINDOW_MAX + 1) * sizeof *s->iov);
     s->keys = malloc(WINDOW_MAX * sizeof *s->keys);
     s->leases = calloc(WINDOW_MAX, sizeof *s->leases);
-    if (!s->rbuf || !s->cmd || !s->hdr || !s->iov || !s->keys || !s->leases) {
+    s->items = calloc(WINDOW_MAX, sizeof *s->items);
+    if (!s->rbuf || !s->cmd || !s->hdr || !s->iov || !s->keys || !s->leases ||
+        !s->items) {
       snprintf(b->err, sizeof b->err, "out of memory");
       return -1;
     }
@@ -943,6 +999,7 @@ static void cleanup(struct bench *b) {
     free(s->iov);
     free(s->keys);
     free(s->leases);
+    free(s->items);
     memset(s, 0, sizeof *s);
   }
   for (int sys = 0; sys < NSYS; sys++) cli_server_kill(&b->srv[sys]);
@@ -1030,7 +1087,7 @@ static void set_target(struct result *r, int have_redis) {
   if (r->op == OP_CASCADED_SET || r->op == OP_CASCADED_GET) {
     r->has_target = 1;
     r->want_redis = r->vs >= (1u << 20) ? 1.5 : 1.0;
-  } else if (r->op == OP_SHM_GET) {
+  } else if (r->op == OP_SHM_GET) { /* shm_lease: no target of its own */
     r->has_target = 1;
     r->want_redis = 3.0;
     r->want_memcpy = 0.8;
@@ -1049,7 +1106,8 @@ static void json_result(const struct bench *b, const struct result *r) {
   cli_json_str(stdout, op_name[r->op]);
   printf(",\"system\":");
   cli_json_str(stdout, r->op == OP_MEMCPY ? "memcpy"
-                       : r->op == OP_SHM_GET ? "cascaded-shm"
+                       : r->op == OP_SHM_GET   ? "cascaded-shm"
+                       : r->op == OP_SHM_LEASE ? "cascaded-shm-lease"
                                              : sys_name[op_sys(r->op)]);
   printf(",\"value_bytes\":%" PRIu64 ",\"conns\":%d,\"keys_per_conn\":%" PRIu64
          ",\"pipeline\":%zu,\"repeat\":%d,\"gbps\":",
@@ -1131,7 +1189,8 @@ static void print_table(const struct bench *b) {
                : r->op == OP_REDIS_SET || r->op == OP_REDIS_GET
                    ? "1.00"
                    : cli_fmt_rate(r->ratio_redis, rr, sizeof rr);
-    cells[6] = r->op == OP_SHM_GET  ? cli_fmt_rate(r->ratio_memcpy, rm, sizeof rm)
+    cells[6] = op_kind(r->op) == K_SHM
+                   ? cli_fmt_rate(r->ratio_memcpy, rm, sizeof rm)
                : r->op == OP_MEMCPY ? "1.00"
                                     : "";
     tg[0] = '\0';
@@ -1237,8 +1296,8 @@ static void print_header(const struct bench *b, const cli_machine *m) {
          "(4 MiB of values,\n"
          "          1 to %d commands per window); each connection owns "
          "max(4, %s / value) keys;\n"
-         "          shm_get and memcpy: 32 MiB of values per batch (one "
-         "lease round trip), 1 to %d keys\n",
+         "          shm_lease, shm_get and memcpy: 32 MiB of values per "
+         "batch, 1 to %d keys\n",
          b->client == CLIENT_HIREDIS
              ? "hiredis (redisAppendCommand / redisGetReply)"
              : "direct (hiredis connects; values sent and received in place)",
@@ -1261,7 +1320,7 @@ static void print_header(const struct bench *b, const cli_machine *m) {
 
 static int op_present(const struct bench *b, int op) {
   return b->have_redis || op_sys(op) != SYS_REDIS || op == OP_MEMCPY ||
-         op == OP_SHM_GET;
+         op_kind(op) == K_SHM;
 }
 
 /* One untimed pass of op over every key of every owner. */
@@ -1277,9 +1336,10 @@ static int pass(struct bench *b, int op, int mode, const char *what) {
 }
 
 static int check_all(struct bench *b, const char *what) {
-  static const int ops[3] = {OP_REDIS_GET, OP_CASCADED_GET, OP_SHM_GET};
+  static const int ops[4] = {OP_REDIS_GET, OP_CASCADED_GET, OP_SHM_LEASE,
+                             OP_SHM_GET};
 
-  for (int k = 0; k < 3; k++)
+  for (int k = 0; k < 4; k++)
     if (op_present(b, ops[k]) && pass(b, ops[k], MODE_VERIFY, what) != 0)
       return -1;
   return 0;
@@ -1353,7 +1413,7 @@ static int run_size(struct bench *b, int si) {
       r->ratio_redis = r->ratio_memcpy = NAN;
       if (!r->present) continue;
       if (op == OP_CASCADED_SET) ref = OP_REDIS_SET;
-      if (op == OP_CASCADED_GET || op == OP_SHM_GET) ref = OP_REDIS_GET;
+      if (op == OP_CASCADED_GET || op_kind(op) == K_SHM) ref = OP_REDIS_GET;
       for (int k = 0; k < b->repeat; k++) {
         o[k] = rate[cell][k];
         g[k] = rate[cell][k] * (double)vs / 1e9;
@@ -1361,7 +1421,7 @@ static int run_size(struct bench *b, int si) {
         r->ops += ops[cell][k];
         if (ref >= 0 && b->have_redis)
           rr[k] = rate[cell][k] / rate[ci * NOPS + ref][k];
-        if (op == OP_SHM_GET)
+        if (op_kind(op) == K_SHM)
           rm[k] = rate[cell][k] / rate[ci * NOPS + OP_MEMCPY][k];
       }
       r->ops_per_sec = cli_median(o, b->repeat);
@@ -1371,7 +1431,7 @@ static int run_size(struct bench *b, int si) {
       r->secs = cli_median(s, b->repeat);
       if (ref >= 0 && b->have_redis)
         r->ratio_redis = cli_median(rr, b->repeat);
-      if (op == OP_SHM_GET) r->ratio_memcpy = cli_median(rm, b->repeat);
+      if (op_kind(op) == K_SHM) r->ratio_memcpy = cli_median(rm, b->repeat);
       set_target(r, b->have_redis);
     }
   if (b->json) {

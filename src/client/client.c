@@ -11,6 +11,13 @@
  * 256 queued, or at close), its reply read and checked in order; closing
  * the connection, or a crash of the client, releases everything it held.
  *
+ * cascade_client_get_into copies values out instead.  It first asks for
+ * the daemon's shared-memory index (CASCADE.SHMINDEX, mapped read-only;
+ * format and reader protocol in src/core/shmidx.h) and reads a value found
+ * there with no request at all; the rest go through leases in one round
+ * trip.  The keys read that way are queued and sent as CASCADE.TOUCH (once
+ * per key per second) so that the daemon's policy sees the uses.
+ *
  * A put copies the value into a staging area shared with the daemon
  * (CASCADE.STAGE, a sealed memfd mapped by both; grown on demand) and sends
  * CASCADE.PUTSTAGED: the daemon copies it into its arena from there.  The
@@ -24,6 +31,7 @@
 #include "cascade.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +39,26 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
+
+#include "core/copy.h"
+#include "core/shmidx.h"
 
 #define RBUF_MIN 4096
 #define RELEASE_MAX 256           /* releases queued before a forced send */
 #define STAGE_MIN (8u << 20)      /* smallest staging area asked for */
 #define ERRMSG 256
+#define TOUCH_MAX 256             /* index reads queued before a TOUCH */
+#define UNREAD_MAX 1024           /* unread replies before a read waits */
+#define ALIVE_NS 1000000          /* index reads trust the connection this
+                                     long before looking at it again */
+#define COPY_STREAM_MIN (1u << 20)
+#define TOUCH_EPOCH_NS 1000000000 /* a key read again within this is not
+                                     told again */
+#define TOUCH_HOLD_NS 100000000   /* queued touches wait at most this */
+#define TFILTER 16384             /* keys remembered for that, by hash */
 
 struct cascade_client {
   int fd;
@@ -57,6 +79,18 @@ struct cascade_client {
   size_t unread; /* replies of queued release commands not yet read */
   int broken;    /* the stream is out of step: every call fails */
   char err[ERRMSG];
+  /* the shared-memory index (src/core/shmidx.h), mapped read-only */
+  int idx_state; /* 0 not asked yet, 1 mapped, -1 not available */
+  const shmidx_hdr *ih;
+  const shmidx_slot *islots;
+  size_t idx_len;
+  uint64_t imask, iseed, iseed2, alive_ns;
+  /* keys read through the index, to be told to the daemon (TOUCH) */
+  char *tk;
+  size_t tklen, tkcap, ntouch;
+  uint32_t toff[TOUCH_MAX + 1];
+  uint32_t tepoch, tf[TFILTER];
+  uint64_t mono_ns, tfirst_ns; /* the last clock read; the oldest touch */
 };
 
 const char *cascade_client_error(const cascade_client *cl) {
@@ -90,17 +124,29 @@ static int w_put(cascade_client *cl, const void *p, size_t n) {
   return 0;
 }
 
+/* "<type><n>\r\n" into h (32 bytes); its length.  (snprintf costs more
+ * than the rest of a short argument.) */
+static size_t w_head(char *h, char type, size_t n) {
+  char d[24];
+  size_t k = 0, o = 0;
+  do d[k++] = (char)('0' + n % 10);
+  while ((n /= 10) != 0);
+  h[o++] = type;
+  while (k) h[o++] = d[--k];
+  h[o++] = '\r';
+  h[o++] = '\n';
+  return o;
+}
+
 /* Append one command: argv[i] of len[i] bytes, as a RESP multibulk. */
 static int w_cmd(cascade_client *cl, size_t argc, const void *const *argv,
                  const size_t *len) {
   size_t undo = cl->wlen; /* a command half written would put the stream
                              out of step: on failure it is taken back */
   char h[32];
-  int n = snprintf(h, sizeof h, "*%zu\r\n", argc);
-  int rc = w_put(cl, h, (size_t)n);
+  int rc = w_put(cl, h, w_head(h, '*', argc));
   for (size_t i = 0; i < argc && rc == 0; i++) {
-    n = snprintf(h, sizeof h, "$%zu\r\n", len[i]);
-    rc = w_put(cl, h, (size_t)n);
+    rc = w_put(cl, h, w_head(h, '$', len[i]));
     if (rc == 0) rc = w_put(cl, argv[i], len[i]);
     if (rc == 0) rc = w_put(cl, "\r\n", 2);
   }
@@ -265,6 +311,31 @@ static int err_code(const cascade_client *cl) {
   return -EREMOTEIO;
 }
 
+/* Read, without waiting, the replies of queued releases and touches that
+ * have come (single-line integers; anything else breaks the stream). */
+static void r_drain(cascade_client *cl) {
+  while (cl->unread > 0) {
+    char *s = cl->rb + cl->rpos;
+    char *e = cl->rlen > cl->rpos ? memchr(s, '\n', cl->rlen - cl->rpos) : NULL;
+    if (!e) {
+      if (cl->rpos > 0 && cl->rpos == cl->rlen) cl->rpos = cl->rlen = 0;
+      if (cl->rcap - cl->rlen < 64) return; /* the next round trip reads */
+      ssize_t r = recv(cl->fd, cl->rb + cl->rlen, cl->rcap - cl->rlen,
+                       MSG_DONTWAIT);
+      if (r <= 0) return; /* nothing yet; errors show at the next call */
+      cl->rlen += (size_t)r;
+      continue;
+    }
+    if (s[0] != ':' || e == s || e[-1] != '\r') {
+      cl->broken = 1;
+      fail(cl, -EPROTO, "CASCADE.RELEASE or TOUCH failed%s", "");
+      return;
+    }
+    cl->rpos += (size_t)(e + 1 - s);
+    cl->unread--;
+  }
+}
+
 /* Send what is queued, then read (and check) the replies of queued
  * releases, so the next reply read is the caller's. */
 static int roundtrip(cascade_client *cl) {
@@ -275,18 +346,21 @@ static int roundtrip(cascade_client *cl) {
     rc = r_head(cl, &t, &n);
     if (rc == 0 && t != ':') {
       cl->broken = 1;
-      rc = fail(cl, -EPROTO, "CASCADE.RELEASE failed: %s", cl->err);
+      rc = fail(cl, -EPROTO, "CASCADE.RELEASE or TOUCH failed: %s", cl->err);
     }
     cl->unread--;
   }
   return rc;
 }
 
+static int w_touches(cascade_client *cl);
+
 static int start(cascade_client *cl) {
   if (cl->broken)
     return fail(cl, -EPIPE, "the connection to cascaded is broken%s", "");
   cl->err[0] = 0;
-  return w_releases(cl);
+  int rc = w_releases(cl);
+  return rc == 0 ? w_touches(cl) : rc;
 }
 
 /* ---- the calls ------------------------------------------------------------ */
@@ -367,6 +441,8 @@ void cascade_client_close(cascade_client *cl) {
   if (!cl) return;
   /* the daemon releases every lease of a connection that closes */
   if (cl->arena) munmap((void *)cl->arena, cl->arena_len);
+  if (cl->ih) munmap((void *)cl->ih, cl->idx_len);
+  free(cl->tk);
   if (cl->stage) munmap(cl->stage, cl->stage_len);
   if (cl->got_fd >= 0) close(cl->got_fd);
   if (cl->fd >= 0) close(cl->fd);
@@ -458,6 +534,303 @@ int cascade_client_get_batch(cascade_client *cl, const cascade_key *keys,
     }
   }
   return found;
+}
+
+/* ---- reads through the shared-memory index -------------------------------- */
+
+/* Queue the keys read through the index as one CASCADE.TOUCH, so that the
+ * daemon's eviction policy counts those uses. */
+static int w_touches(cascade_client *cl) {
+  if (cl->ntouch == 0) return 0;
+  const void *argv[TOUCH_MAX + 1];
+  size_t len[TOUCH_MAX + 1];
+  argv[0] = "CASCADE.TOUCH";
+  len[0] = 13;
+  for (size_t i = 0; i < cl->ntouch; i++) {
+    argv[i + 1] = cl->tk + cl->toff[i];
+    len[i + 1] = cl->toff[i + 1] - cl->toff[i];
+  }
+  int rc = w_cmd(cl, cl->ntouch + 1, argv, len);
+  if (rc == 0) {
+    cl->ntouch = cl->tklen = 0;
+    cl->unread++;
+  }
+  return rc;
+}
+
+static void touch_key(cascade_client *cl, const void *key, size_t klen,
+                      uint64_t h) {
+  /* once per key per TOUCH_EPOCH_NS is enough for a policy's clock, and
+   * keeps a client that rereads a hot set from flooding the daemon */
+  uint32_t tag = (uint32_t)(h >> 32) ^ (cl->tepoch * 0x9E3779B1u);
+  uint32_t *f = &cl->tf[h & (TFILTER - 1)];
+  if (*f == tag) return;
+  *f = tag;
+  if (cl->ntouch == TOUCH_MAX && !cl->broken) {
+    /* send them now; the replies are read with the next round trip, or
+     * here once UNREAD_MAX are waiting */
+    if (w_touches(cl) == 0 && w_flush(cl) == 0) {
+      if (cl->unread >= UNREAD_MAX)
+        (void)roundtrip(cl); /* the daemon is far behind: wait for it */
+      else
+        r_drain(cl);
+    }
+  }
+  if (cl->ntouch == TOUCH_MAX) return; /* a hint only: dropped */
+  if (cl->tklen + klen > cl->tkcap) {
+    size_t nc = cl->tkcap ? cl->tkcap * 2 : 16384;
+    while (nc < cl->tklen + klen) nc *= 2;
+    char *b = realloc(cl->tk, nc);
+    if (!b) return;
+    cl->tk = b;
+    cl->tkcap = nc;
+  }
+  memcpy(cl->tk + cl->tklen, key, klen);
+  if (cl->ntouch == 0) cl->tfirst_ns = cl->mono_ns;
+  cl->toff[cl->ntouch] = (uint32_t)cl->tklen;
+  cl->tklen += klen;
+  cl->toff[++cl->ntouch] = (uint32_t)cl->tklen;
+}
+
+static uint64_t clock_ns(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Ask for the index and map it.  A daemon without one (or a bad one)
+ * leaves the index off: reads then go through leases.  Returns only
+ * connection errors. */
+static int idx_open(cascade_client *cl) {
+  cl->idx_state = -1;
+  const void *argv[1] = {"CASCADE.SHMINDEX"};
+  size_t len[1] = {16};
+  int rc = start(cl);
+  if (rc == 0) rc = w_cmd(cl, 1, argv, len);
+  if (rc == 0) rc = roundtrip(cl);
+  char t;
+  long long v = 0;
+  if (rc == 0) rc = r_head(cl, &t, &v);
+  if (rc < 0) return rc;
+  if (t == '-') {
+    cl->err[0] = 0;
+    return 0; /* an older daemon, or the index is not available */
+  }
+  if (t != '*' || v != 1 || r_head(cl, &t, &v) < 0 || t != ':' ||
+      v < SHMIDX_HDR) {
+    cl->broken = 1;
+    return fail(cl, -EPROTO, "unexpected CASCADE.SHMINDEX reply%s", "");
+  }
+  int fd = take_fd(cl);
+  if (fd < 0) return 0;
+  void *p = mmap(NULL, (size_t)v, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return 0;
+  const shmidx_hdr *h = p;
+  if (h->magic != SHMIDX_MAGIC || h->version != SHMIDX_VERSION ||
+      h->slot_size != sizeof(shmidx_slot) || h->window != SHMIDX_WINDOW ||
+      h->nslots == 0 || (h->nslots & (h->nslots - 1)) != 0 ||
+      h->nslots > ((uint64_t)v - SHMIDX_HDR) / sizeof(shmidx_slot) ||
+      h->arena != cl->arena_len) {
+    munmap(p, (size_t)v);
+    return 0;
+  }
+  cl->ih = h;
+  cl->idx_len = (size_t)v;
+  cl->islots = (const shmidx_slot *)((const char *)p + SHMIDX_HDR);
+  cl->imask = h->nslots - 1;
+  cl->iseed = h->seed;
+  cl->iseed2 = h->seed2;
+  cl->alive_ns = clock_ns(CLOCK_MONOTONIC);
+  cl->idx_state = 1;
+  return 0;
+}
+
+/* Whether the index still holds: the store did not close it, and (looked
+ * at once per ALIVE_NS) the daemon is still at the other end - a killed
+ * daemon cannot say it closed. */
+static int idx_live(cascade_client *cl) {
+  if (atomic_load_explicit(&cl->ih->closed, memory_order_acquire)) {
+    cl->idx_state = -1;
+    return 0;
+  }
+  uint64_t now = clock_ns(CLOCK_MONOTONIC);
+  cl->mono_ns = now;
+  cl->tepoch = (uint32_t)(now / TOUCH_EPOCH_NS) + 1;
+  if (now - cl->alive_ns < ALIVE_NS) return 1;
+  char b;
+  ssize_t r = recv(cl->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                 errno != EINTR)) {
+    cl->idx_state = -1; /* the next request finds out what happened */
+    return 0;
+  }
+  cl->alive_ns = now;
+  return 1;
+}
+
+static void copy_value(void *dst, const void *src, size_t n) {
+  if (n >= COPY_STREAM_MIN)
+    copy_stream(dst, src, n);
+  else if (n)
+    memcpy(dst, src, n);
+}
+
+/* Read it through the index (shmidx.h's reader protocol): 1 if done (rc
+ * and vlen set), 0 if the daemon must be asked (not there, expired, or
+ * changing under the read). */
+static uint64_t idx_hash(const cascade_client *cl,
+                         const cascade_get_item *it) {
+  return shmidx_h(XXH3_64bits_withSeed(it->key, it->klen, cl->iseed));
+}
+
+typedef struct idx_hit {
+  const shmidx_slot *s;
+  uint64_t q, off, len;
+} idx_hit;
+
+/* Find it in the index (shmidx.h's reader protocol, up to the copy): 1 if
+ * found (*hit says where), 0 if the daemon must be asked (not there,
+ * expired, or changing under the read). */
+static int idx_find(cascade_client *cl, const cascade_get_item *it,
+                    uint64_t h, uint64_t *now, idx_hit *hit) {
+  uint64_t h2 = 0;
+  int have_h2 = 0;
+  for (uint64_t p = 0; p < SHMIDX_WINDOW; p++) {
+    const shmidx_slot *s = &cl->islots[(h + p) & cl->imask];
+    uint64_t q = atomic_load_explicit(&s->seq, memory_order_acquire);
+    if (q & 1) return 0;
+    uint64_t sh = atomic_load_explicit(&s->h, memory_order_relaxed);
+    if (sh == SHMIDX_EMPTY) return 0;
+    if (sh != h) continue;
+    if (!have_h2) {
+      h2 = XXH3_64bits_withSeed(it->key, it->klen, cl->iseed2);
+      have_h2 = 1;
+    }
+    uint64_t sh2 = atomic_load_explicit(&s->h2, memory_order_relaxed);
+    uint64_t off = atomic_load_explicit(&s->off, memory_order_relaxed);
+    uint64_t len = atomic_load_explicit(&s->len, memory_order_relaxed);
+    uint64_t exp = atomic_load_explicit(&s->expire_ns, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&s->seq, memory_order_relaxed) != q) return 0;
+    if (sh2 != h2) continue;
+    if (exp) {
+      if (!*now) *now = clock_ns(CLOCK_REALTIME);
+      if (exp <= *now) return 0;
+    }
+    if (off > cl->arena_len || len > cl->arena_len - off) return 0;
+    hit->s = s;
+    hit->q = q;
+    hit->off = off;
+    hit->len = len;
+    return 1;
+  }
+  return 0;
+}
+
+/* Copy a value found: 1 if done (rc and vlen set), 0 if it changed under
+ * the copy (the daemon must be asked). */
+static int idx_copy(cascade_client *cl, cascade_get_item *it,
+                    const idx_hit *hit) {
+  it->vlen = (size_t)hit->len;
+  if (hit->len > it->cap) {
+    it->rc = -ENOBUFS;
+    return 1;
+  }
+  copy_value(it->buf, cl->arena + hit->off, (size_t)hit->len);
+  atomic_thread_fence(memory_order_acquire);
+  if (atomic_load_explicit(&hit->s->seq, memory_order_relaxed) != hit->q) {
+    it->vlen = 0;
+    return 0;
+  }
+  it->rc = 0;
+  return 1;
+}
+
+int cascade_client_get_into(cascade_client *cl, cascade_get_item *items,
+                            size_t n) {
+  if (!cl || (n && !items)) return -EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    cascade_get_item *it = &items[i];
+    if (!it->key || it->klen == 0 || it->klen > CASCADE_MAX_KEY ||
+        (!it->buf && it->cap))
+      return -EINVAL;
+    it->rc = -ENOENT;
+    it->vlen = 0;
+  }
+  if (n == 0) return 0;
+  if (cl->broken)
+    return fail(cl, -EPIPE, "the connection to cascaded is broken%s", "");
+  int rc;
+  if (cl->idx_state == 0 && (rc = idx_open(cl)) < 0) return rc;
+  size_t sm[64], nmiss = 0, *miss = n <= 64 ? sm : malloc(n * sizeof *miss);
+  if (!miss) return -ENOMEM;
+  int done = 0;
+  uint64_t now = 0;
+  int fast = cl->idx_state == 1 && idx_live(cl);
+  for (size_t i0 = 0; i0 < n; i0 += 64) {
+    size_t m = n - i0 < 64 ? n - i0 : 64;
+    uint64_t hs[64];
+    /* the slots are scattered over the index: fetch them all at once */
+    for (size_t j = 0; fast && j < m; j++) {
+      hs[j] = idx_hash(cl, &items[i0 + j]);
+      __builtin_prefetch(&cl->islots[hs[j] & cl->imask]);
+    }
+    /* then find them all, fetching the start of each value (and its
+     * page's translation) while the others are looked up */
+    idx_hit hit[64];
+    uint8_t found[64];
+    for (size_t j = 0; j < m; j++) {
+      found[j] = fast && idx_find(cl, &items[i0 + j], hs[j], &now, &hit[j]);
+      if (found[j]) __builtin_prefetch(cl->arena + hit[j].off);
+    }
+    for (size_t j = 0; j < m; j++) {
+      cascade_get_item *it = &items[i0 + j];
+      if (found[j] && idx_copy(cl, it, &hit[j])) {
+        if (it->rc == 0) {
+          done++;
+          touch_key(cl, it->key, it->klen, hs[j]);
+        }
+      } else {
+        miss[nmiss++] = i0 + j;
+      }
+    }
+  }
+  rc = 0;
+  if (cl->ntouch && !nmiss && cl->mono_ns - cl->tfirst_ns > TOUCH_HOLD_NS &&
+      w_touches(cl) == 0 && w_flush(cl) == 0)
+    r_drain(cl); /* a slow reader's touches do not wait for 256 */
+  if (nmiss) { /* the rest through leases: one round trip */
+    cascade_key sk[64], *ks = nmiss <= 64 ? sk : malloc(nmiss * sizeof *ks);
+    cascade_lease sl[64],
+        *ls = nmiss <= 64 ? sl : malloc(nmiss * sizeof *ls);
+    if (!ks || !ls) {
+      rc = -ENOMEM;
+    } else {
+      for (size_t j = 0; j < nmiss; j++) {
+        ks[j].key = items[miss[j]].key;
+        ks[j].len = items[miss[j]].klen;
+      }
+      rc = cascade_client_get_batch(cl, ks, nmiss, ls);
+    }
+    for (size_t j = 0; rc >= 0 && j < nmiss; j++) {
+      cascade_get_item *it = &items[miss[j]];
+      if (!ls[j].data) continue;
+      it->vlen = ls[j].len;
+      if (ls[j].len > it->cap) {
+        it->rc = -ENOBUFS;
+      } else {
+        copy_value(it->buf, ls[j].data, ls[j].len);
+        it->rc = 0;
+        done++;
+      }
+      cascade_client_release(cl, &ls[j]);
+    }
+    if (ks != sk) free(ks);
+    if (ls != sl) free(ls);
+  }
+  if (miss != sm) free(miss);
+  return rc < 0 ? rc : done;
 }
 
 int cascade_client_get(cascade_client *cl, const void *key, size_t klen,

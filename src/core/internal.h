@@ -128,6 +128,7 @@ typedef struct kent {
   uint8_t flags;      /* CASCADE_PUT_PREFIX */
   disk_loc kloc;      /* its KEY record, or DISK_LOC_NONE */
   uint64_t kbytes;    /* that record's size */
+  uint32_t pslot;     /* its shared-memory index slot, or UINT32_MAX */
   uint32_t klen;
   uint8_t key[];
 } kent;
@@ -231,7 +232,20 @@ struct cascade {
   uint64_t dedup_saved;   /* sum over live blocks of (refs-1)*len */
   _Atomic uint64_t views; /* views held */
   lat_hist *get_lat, *put_lat;
+  /* the shared-memory index (shmidx.c; mem_lock), once asked for */
+  struct shmidx_slot *pub_slots; /* NULL: none */
+  void *pub_map;
+  size_t pub_size;
+  uint64_t pub_mask, pub_seed2, pub_full;
+  int pub_fd;
 };
+
+/* shmidx.c (mem_lock held; no-ops until cascade_shm_index is called) */
+void pub_key(cascade *c, kent *k);   /* publish k as it is now */
+void pub_unkey(cascade *c, kent *k); /* take k out */
+void pub_blk(cascade *c, cascade_blk *b);       /* b entered DRAM */
+void pub_blk_leave(cascade *c, cascade_blk *b); /* b leaves DRAM */
+void pub_close(cascade *c);
 
 /* hash.c */
 void hash_sha256_cid(const void *data, size_t len, cascade_cid *out);

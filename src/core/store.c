@@ -322,6 +322,7 @@ static int blk_write_disk(cascade *c, cascade_blk *b) {
  * of pins pair with pin-then-load-off in readers (both seq_cst): a reader
  * either is counted here or sees BLK_OFF_NONE. */
 static void blk_leave_dram(cascade *c, cascade_blk *b) {
+  pub_blk_leave(c, b); /* before its extent can be reused */
   if (pol_in(&b->pi)) policy_remove(&c->pol[b->cls], &b->pi);
   atomic_store_explicit(&b->off, BLK_OFF_NONE, memory_order_seq_cst);
   dram_ext *e = b->ext;
@@ -537,6 +538,7 @@ static int key_set_attrs(cascade *c, kent *k, unsigned flags, int prio) {
 /* Unlink k from block b's key list (k->blk itself is left alone: readers
  * may be looking at it); removes b if k was its last key. */
 static void key_detach(cascade *c, kent *k, cascade_blk *b) {
+  pub_unkey(c, k); /* before b's extent can be freed */
   if (k->bprev)
     k->bprev->bnext = k->bnext;
   else
@@ -1009,6 +1011,7 @@ static int recover(cascade *c, rscan *rs) {
     k->klen = e->klen;
     memcpy(k->key, e->key, e->klen);
     k->tidx = UINT32_MAX;
+    k->pslot = UINT32_MAX;
     k->expire_ns = e->expire_ns;
     k->prio = e->prio;
     k->flags = e->kflags & CASCADE_PUT_PREFIX;
@@ -1135,6 +1138,7 @@ int cascade_open(const cascade_config *cfg, cascade **out) {
   if (getrandom(&c->seed, sizeof c->seed, GRND_NONBLOCK) != sizeof c->seed)
     c->seed = now_mono_ns() ^ (uint64_t)(uintptr_t)c;
   c->rng = c->seed | 1;
+  c->pub_fd = -1;
   pthread_mutex_init(&c->mem_lock, NULL);
   pthread_mutex_init(&c->pf_lock, NULL);
   pthread_cond_init(&c->pf_cv, NULL);
@@ -1195,6 +1199,9 @@ void cascade_close(cascade *c) {
     c->keep_disk = 1;
     pthread_mutex_unlock(&c->mem_lock);
   }
+  pthread_mutex_lock(&c->mem_lock);
+  pub_close(c); /* clients keep their mapping; it no longer changes */
+  pthread_mutex_unlock(&c->mem_lock);
   if (c->shards) {
     pthread_mutex_lock(&c->mem_lock);
     for (uint32_t i = 0; i < c->nshards; i++) {
@@ -1327,6 +1334,7 @@ static int key_set(cascade *c, put_state *ps, ns_obj *ns, cascade_blk *b,
     k->klen = (uint32_t)lk->klen;
     memcpy(k->key, lk->key, lk->klen);
     k->tidx = UINT32_MAX;
+    k->pslot = UINT32_MAX;
     k->expire_ns = 0;
     k->kloc = DISK_LOC_NONE;
     k->kbytes = 0;
@@ -1358,6 +1366,7 @@ static int key_set(cascade *c, put_state *ps, ns_obj *ns, cascade_blk *b,
     ns->nkeys++;
   }
   ttl_update(c, k); /* reserved: cannot fail */
+  pub_key(c, k);
   return 0;
 }
 
@@ -1634,6 +1643,7 @@ static void blk_promote(cascade *c, cascade_blk *b, const void *data) {
       b->in_dram = 1;
       atomic_store_explicit(&b->off, off, memory_order_seq_cst);
       policy_insert(&c->pol[b->cls], &b->pi); /* reserved */
+      pub_blk(c, b);
       touch(c, b);
       c->nblocks++;
       c->bytes += b->len;
@@ -2010,6 +2020,28 @@ int cascade_exists(cascade *c, const char *ns, const void *key, size_t klen) {
   return present;
 }
 
+int cascade_touch(cascade *c, const char *ns, const cascade_key *keys,
+                  size_t n) {
+  if (!c || (!keys && n)) return -EINVAL;
+  lookup lk;
+  int rc = lk_ns(c, &lk, ns);
+  if (rc < 0) return rc;
+  if (n > (size_t)INT32_MAX) n = INT32_MAX;
+  int found = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!key_ok(keys[i].key, keys[i].len)) continue;
+    lk_key(c, &lk, keys[i].key, keys[i].len);
+    pthread_mutex_lock(&lk.sh->lock);
+    cascade_blk *b = lookup_pin(c, &lk); /* counted as a get */
+    pthread_mutex_unlock(&lk.sh->lock);
+    if (b) {
+      unpin(c, b);
+      found++;
+    }
+  }
+  return found;
+}
+
 int cascade_match_prefix(cascade *c, const char *ns, const cascade_key *keys,
                          size_t n) {
   if (!c || (!keys && n)) return -EINVAL;
@@ -2136,6 +2168,7 @@ int cascade_set_ttl(cascade *c, const char *ns, const void *key, size_t klen,
       pthread_mutex_unlock(&lk.sh->lock);
     } else {
       key_disk_write(c, k);
+      pub_key(c, k);
     }
   }
   pthread_mutex_unlock(&c->mem_lock);

@@ -1095,20 +1095,35 @@ static int shm_allowed(conn *c) {
  * memory (through /proc), so that a client can map it but can neither
  * write nor truncate it - a truncated arena would crash the daemon with
  * SIGBUS. */
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
-static int arena_ro = -1;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT, index_once =
+                                                          PTHREAD_ONCE_INIT;
+static int arena_ro = -1, index_ro = -1;
+static size_t index_size;
+
+static int reopen_ro(int fd, const char *what) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  int ro = open(path, O_RDONLY | O_CLOEXEC);
+  if (ro < 0)
+    srv_log(LOG_WARNING, "cannot reopen the %s read-only (%s): %s; it is "
+                         "not shared", what, path, strerror(errno));
+  return ro;
+}
 
 static void arena_ro_open(void) {
   int fd;
   size_t size;
   const void *base;
-  char path[64];
-  if (cascade_arena(g_srv.store, &fd, &size, &base) < 0) return;
-  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  arena_ro = open(path, O_RDONLY | O_CLOEXEC);
-  if (arena_ro < 0)
-    srv_log(LOG_WARNING, "cannot reopen the arena read-only (%s): %s; the "
-                         "shared-memory path is off", path, strerror(errno));
+  if (cascade_arena(g_srv.store, &fd, &size, &base) == 0)
+    arena_ro = reopen_ro(fd, "arena");
+}
+
+static void index_ro_open(void) {
+  int fd, rc = cascade_shm_index(g_srv.store, &fd, &index_size);
+  if (rc == 0)
+    index_ro = reopen_ro(fd, "shared-memory index");
+  else
+    srv_log(LOG_WARNING, "no shared-memory index: %s", cascade_strerror(rc));
 }
 
 static void cmd_shm(conn *c, resp_arg *argv, size_t argc) {
@@ -1132,6 +1147,47 @@ static void cmd_shm(conn *c, resp_arg *argv, size_t argc) {
   c->send_fd = arena_ro; /* shared by all clients: never closed */
   reply_array(c, 1);
   reply_int(c, (int64_t)size);
+}
+
+/* CASCADE.SHMINDEX -> [bytes], with the index's descriptor (read-only):
+ * where each key of the default namespace lies in the arena, so that the
+ * client reads values without asking (src/core/shmidx.h). */
+static void cmd_shmindex(conn *c, resp_arg *argv, size_t argc) {
+  (void)argv;
+  (void)argc;
+  if (!shm_allowed(c)) return;
+  pthread_once(&index_once, index_ro_open);
+  if (index_ro < 0) {
+    reply_error(c, "ERR the shared-memory index is not available (see the "
+                   "daemon's log)");
+    return;
+  }
+  c->send_fd = index_ro; /* shared by all clients: never closed */
+  reply_array(c, 1);
+  reply_int(c, (int64_t)index_size);
+}
+
+/* CASCADE.TOUCH key... -> the number present: uses of values a client read
+ * through the index, counted as gets (the eviction policy sees them). */
+static void cmd_touch(conn *c, resp_arg *argv, size_t argc) {
+  cascade_key ks[64];
+  int64_t n = 0;
+  for (size_t i = 1; i < argc;) {
+    size_t m = 0;
+    for (; m < 64 && i < argc; m++, i++) {
+      ks[m].key = argv[i].p;
+      ks[m].len = argv[i].len;
+    }
+    int rc = cascade_touch(g_srv.store, c->ns, ks, m);
+    if (rc < 0) {
+      err_store(c, rc);
+      return;
+    }
+    atomic_fetch_add_explicit(&g_srv.keyspace_hits, (uint64_t)rc,
+                              memory_order_relaxed);
+    n += rc;
+  }
+  reply_int(c, n);
 }
 
 /* A free lease slot (growing the table up to MAX_LEASES), or -1. */
@@ -1329,6 +1385,8 @@ static const command commands[] = {
     {"CASCADE.STATS", cmd_cstats, 1, 0, 0, 0, 0},
     {"CASCADE.LEASE", cmd_lease, -2, 0, 1, -1, 1},
     {"CASCADE.RELEASE", cmd_release, -2, 0, 0, 0, 0},
+    {"CASCADE.SHMINDEX", cmd_shmindex, 1, 0, 0, 0, 0},
+    {"CASCADE.TOUCH", cmd_touch, -2, 0, 1, -1, 1},
     {"CASCADE.PUTSTAGED", cmd_putstaged, -4, 0, 1, 1, 1},
     {"CASCADE.STAGE", cmd_stage, 2, 0, 0, 0, 0},
     {"CASCADE.SHM", cmd_shm, 1, 0, 0, 0, 0},

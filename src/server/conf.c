@@ -168,7 +168,7 @@ int conf_apply(srv_conf *c, int argc, char **argv, char *err, size_t cap) {
       if (!(c->bind[i] = strdup(argv[1 + i]))) return -1;
       c->nbind++;
     }
-  } else if (!strcmp(name, "unixsocket")) {
+  } else if (!strcmp(name, "unixsocket") || !strcmp(name, "unix")) {
     NEED(1);
     if (strlen(v) >= 108) { /* sizeof sun_path */
       snprintf(err, cap, "unixsocket path too long (at most 107 bytes)");
@@ -352,6 +352,7 @@ static void usage(FILE *out) {
       "                           address needs a password (requirepass or "
       "namespace)\n"
       "  --unixsocket PATH        also listen on a Unix socket [none]\n"
+      "  --unix PATH              the same\n"
       "  --unixsocketperm OCTAL   its permissions [700]\n"
       "  --threads N              I/O threads, 1..128 [2]\n"
       "  --requirepass PW         password of the default namespace: AUTH PW "

@@ -16,8 +16,9 @@ What it checks (each case starts the real daemon binary; no mocks):
                 per chunk), byte-exact.
   pipeline      64 x 1 MiB through a redis-py pipeline and one MSET/MGET;
                 20 rounds of 64 pipelined 1 MiB GETs never stall.
-  cascade_cmds  CASCADE.PUT/MATCH/PIN/UNPIN/STATS (a pinned key survives
-                eviction).
+  cascade_cmds  CASCADE.PUT/MATCH/PIN/UNPIN/STATS/TOUCH (a pinned key
+                survives eviction; touches count as hits; SHMINDEX only on
+                the Unix socket).
   auth          namespaces and passwords: NOAUTH, WRONGPASS, isolation,
                 per-namespace DBSIZE/FLUSHDB, HELLO 2 AUTH; an
                 unauthenticated client cannot make the daemon buffer a
@@ -852,6 +853,13 @@ def t_cascade_commands():
         time.sleep(0.2)
         assert r.get("p2") == b"v"
         assert r.info("stats")["views_held"] <= 1
+        # CASCADE.TOUCH: uses of values read through the shared-memory
+        # index, counted as hits; CASCADE.SHMINDEX needs the Unix socket
+        h0 = r.info("stats")["keyspace_hits"]
+        assert x("CASCADE.TOUCH", "p2", "absent", "sys") == 2
+        assert r.info("stats")["keyspace_hits"] == h0 + 2
+        raises(lambda: x("CASCADE.TOUCH"), "wrong number of arguments")
+        raises(lambda: x("CASCADE.SHMINDEX"), "Unix socket")
 
 
 # ---- namespaces & auth -------------------------------------------------------

@@ -6,7 +6,12 @@
  * misses, batches, a lease keeps its bytes while the key is overwritten
  * and deleted, leases of a client that dies without releasing are freed by
  * the daemon, puts with options (NX, TTL, parent), passwords and
- * namespaces.  Skipped (77) without the daemon binary.
+ * namespaces; cascade_client_get_into through the shared-memory index:
+ * no request made, every change seen at once (overwrite, delete, expiry,
+ * eviction, demotion to disk), no torn value while a writer overwrites
+ * and the arena's extents are reused, uses counted by the daemon, and a
+ * daemon that stops or is killed is noticed.  Skipped (77) without the
+ * daemon binary.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +31,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <pthread.h>
 
 #include "cascade.h"
 #include "testutil.h"
@@ -128,6 +135,15 @@ static long views_held(void) {
   const char *p = strstr(buf, "views_held:");
   assert_non_null(p);
   return strtol(p + 11, NULL, 10);
+}
+
+/* keyspace_hits from INFO stats: gets served, plus uses told by TOUCH. */
+static long keyspace_hits(void) {
+  char buf[8192];
+  raw_cmd("INFO stats\r\n", buf, sizeof buf);
+  const char *p = strstr(buf, "keyspace_hits:");
+  assert_non_null(p);
+  return strtol(p + 14, NULL, 10);
 }
 
 static int setup(void **state) {
@@ -412,6 +428,270 @@ static void test_bad_arguments(void **state) {
   assert_string_equal(cascade_client_error(NULL), "");
 }
 
+/* ---- cascade_client_get_into and the shared-memory index ---------------- */
+
+static cascade_get_item item(const char *key, void *buf, size_t cap) {
+  cascade_get_item it = {key, strlen(key), buf, cap, 12345, 12345};
+  return it;
+}
+
+/* Values of every size come through the index with no request at all:
+ * they are read while the daemon is stopped (SIGSTOP); the uses reach
+ * the daemon later, with the next request. */
+static void test_get_into_index(void **state) {
+  (void)state;
+  daemon_start(NULL);
+  cascade_client *cl = NULL;
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &cl), 0);
+  static const size_t sizes[] = {0, 1, 100, 4096, 65537, 1 << 20};
+  enum { N = sizeof sizes / sizeof sizes[0] };
+  uint8_t *v[N], *out[N];
+  char keys[N][24];
+  cascade_get_item it[N + 1];
+  for (size_t i = 0; i < N; i++) {
+    v[i] = malloc(sizes[i] + 1);
+    out[i] = malloc(sizes[i] + 1);
+    tu_fill(v[i], sizes[i], 300 + i);
+    snprintf(keys[i], sizeof keys[i], "into-%zu", sizes[i]);
+    assert_int_equal(
+        cascade_client_put(cl, keys[i], strlen(keys[i]), v[i], sizes[i], NULL),
+        0);
+  }
+  /* the first call maps the index (one request) */
+  it[0] = item("absent", out[0], 1);
+  assert_int_equal(cascade_client_get_into(cl, it, 1), 0);
+  long h0 = keyspace_hits();
+  for (int round = 0; round < 2; round++) {
+    if (round == 0) assert_int_equal(kill(daemon_pid, SIGSTOP), 0);
+    for (size_t i = 0; i < N; i++) {
+      memset(out[i], 0xAB, sizes[i] + 1);
+      it[i] = item(keys[i], out[i], sizes[i]);
+    }
+    it[N] = item("absent", out[0], 1);
+    /* round 0: the daemon cannot answer, so not the miss either */
+    size_t n = round == 0 ? N : N + 1;
+    assert_int_equal(cascade_client_get_into(cl, it, n), (int)N);
+    if (round == 0) assert_int_equal(kill(daemon_pid, SIGCONT), 0);
+    for (size_t i = 0; i < N; i++) {
+      assert_int_equal(it[i].rc, 0);
+      assert_int_equal(it[i].vlen, sizes[i]);
+      if (sizes[i]) assert_memory_equal(out[i], v[i], sizes[i]);
+      assert_int_equal(out[i][sizes[i]], 0xAB); /* nothing past the value */
+    }
+    if (round == 1) {
+      assert_int_equal(it[N].rc, -ENOENT); /* asked the daemon: a miss */
+      assert_int_equal(it[N].vlen, 0);
+    }
+  }
+  /* the uses were sent with the miss's request: once per key per second
+   * (twice if a second began between the two rounds) */
+  cascade_lease l;
+  assert_int_equal(cascade_client_get(cl, "absent", 6, &l), -ENOENT);
+  long told = keyspace_hits() - h0;
+  assert_true(told >= (long)N && told <= 2 * (long)N);
+  /* a buffer too small: -ENOBUFS with the value's length, nothing copied */
+  memset(out[3], 0xCD, 16);
+  it[0] = item(keys[3], out[3], 16);
+  assert_int_equal(cascade_client_get_into(cl, it, 1), 0);
+  assert_int_equal(it[0].rc, -ENOBUFS);
+  assert_int_equal(it[0].vlen, 4096);
+  assert_int_equal(out[3][0], 0xCD);
+  /* bad items: nothing done */
+  it[0] = item(keys[1], NULL, 5);
+  assert_int_equal(cascade_client_get_into(cl, it, 1), -EINVAL);
+  it[0] = item("", out[0], 1);
+  assert_int_equal(cascade_client_get_into(cl, it, 1), -EINVAL);
+  assert_int_equal(cascade_client_get_into(NULL, it, 1), -EINVAL);
+  assert_int_equal(cascade_client_get_into(cl, NULL, 0), 0);
+  for (size_t i = 0; i < N; i++) {
+    free(v[i]);
+    free(out[i]);
+  }
+  cascade_client_close(cl);
+  daemon_stop();
+}
+
+/* Every change is seen by the next read: overwrite (by another client),
+ * delete, expiry, eviction; a block demoted to disk comes through a
+ * lease. */
+static void test_get_into_changes(void **state) {
+  (void)state;
+  char ddir[160];
+  snprintf(ddir, sizeof ddir, "%s/disk", dir);
+  daemon_start("--dram", "8m", "--disk-dir", ddir, NULL);
+  cascade_client *a = NULL, *b = NULL;
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &a), 0);
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &b), 0);
+  uint8_t v1[5000], v2[7000], out[8192];
+  tu_fill(v1, sizeof v1, 1);
+  tu_fill(v2, sizeof v2, 2);
+  cascade_get_item it;
+  assert_int_equal(cascade_client_put(a, "k", 1, v1, sizeof v1, NULL), 0);
+  it = item("k", out, sizeof out);
+  assert_int_equal(cascade_client_get_into(a, &it, 1), 1);
+  assert_int_equal(it.vlen, sizeof v1);
+  assert_memory_equal(out, v1, sizeof v1);
+  assert_int_equal(cascade_client_put(b, "k", 1, v2, sizeof v2, NULL), 0);
+  it = item("k", out, sizeof out);
+  assert_int_equal(cascade_client_get_into(a, &it, 1), 1);
+  assert_int_equal(it.vlen, sizeof v2);
+  assert_memory_equal(out, v2, sizeof v2);
+  char buf[256];
+  raw_cmd("DEL k\r\n", buf, sizeof buf);
+  assert_string_equal(buf, ":1\r\n");
+  it = item("k", out, sizeof out);
+  assert_int_equal(cascade_client_get_into(a, &it, 1), 0);
+  assert_int_equal(it.rc, -ENOENT);
+  /* a TTL: read until it passes, then gone - the client checks expiry
+   * itself, no matter whether the daemon has reaped the key yet */
+  cascade_put_opts o = {.ttl_ms = 150};
+  assert_int_equal(cascade_client_put(b, "t", 1, v1, sizeof v1, &o), 0);
+  it = item("t", out, sizeof out);
+  assert_int_equal(cascade_client_get_into(a, &it, 1), 1);
+  sleep_ms(250);
+  it = item("t", out, sizeof out);
+  assert_int_equal(cascade_client_get_into(a, &it, 1), 0);
+  assert_int_equal(it.rc, -ENOENT);
+  raw_cmd("SET p 1234\r\n", buf, sizeof buf);
+  it = item("p", out, sizeof out);
+  assert_int_equal(cascade_client_get_into(a, &it, 1), 1);
+  raw_cmd("PEXPIRE p 1\r\n", buf, sizeof buf);
+  sleep_ms(20);
+  it = item("p", out, sizeof out);
+  assert_int_equal(cascade_client_get_into(a, &it, 1), 0);
+  /* 24 MiB through 8 MiB of DRAM: most blocks leave DRAM for the disk
+   * tier, their extents reused by the next; every read is exact */
+  enum { NB = 24 };
+  static uint8_t big[1 << 20], got[1 << 20];
+  char key[16];
+  for (int i = 0; i < NB; i++) {
+    tu_fill(big, sizeof big, 1000 + (uint64_t)i);
+    snprintf(key, sizeof key, "big%d", i);
+    assert_int_equal(cascade_client_put(b, key, strlen(key), big, sizeof big,
+                                        NULL),
+                     0);
+  }
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < NB; i++) {
+      snprintf(key, sizeof key, "big%d", i);
+      it = item(key, got, sizeof got);
+      assert_int_equal(cascade_client_get_into(a, &it, 1), 1);
+      tu_fill(big, sizeof big, 1000 + (uint64_t)i);
+      assert_memory_equal(got, big, sizeof big);
+    }
+  cascade_client_close(a);
+  cascade_client_close(b);
+  daemon_stop();
+}
+
+/* A writer overwrites a few keys as fast as it can, with little DRAM, so
+ * that freed extents are reused at once (DRAM for 9 values: each put
+ * takes the extent the previous overwrite freed); readers through the index must
+ * only ever see whole values (each value names its version and is that
+ * version's bytes throughout). */
+#define RACE_KEYS 8
+#define RACE_LEN 65536
+static volatile int race_stop;
+
+static void race_value(uint8_t *v, uint64_t ver) {
+  tu_fill(v + 8, RACE_LEN - 8, ver);
+  memcpy(v, &ver, 8);
+}
+
+static void *race_writer(void *arg) {
+  (void)arg;
+  cascade_client *cl = NULL;
+  if (cascade_client_connect(sock, NULL, NULL, &cl) != 0) return (void *)1;
+  static uint8_t v[RACE_LEN];
+  uint64_t ver = 1;
+  while (!race_stop) {
+    char key[8];
+    snprintf(key, sizeof key, "r%d", (int)(ver % RACE_KEYS));
+    race_value(v, ver);
+    if (cascade_client_put(cl, key, strlen(key), v, RACE_LEN, NULL) != 0) {
+      cascade_client_close(cl);
+      return (void *)2;
+    }
+    ver++;
+  }
+  cascade_client_close(cl);
+  return NULL;
+}
+
+static void test_get_into_no_torn_reads(void **state) {
+  (void)state;
+  daemon_start("--dram", "576k", NULL);
+  cascade_client *cl = NULL;
+  assert_int_equal(cascade_client_connect(sock, NULL, NULL, &cl), 0);
+  static uint8_t v[RACE_LEN], want[RACE_LEN], out[RACE_KEYS][RACE_LEN];
+  char keys[RACE_KEYS][8];
+  for (int i = 0; i < RACE_KEYS; i++) {
+    snprintf(keys[i], sizeof keys[i], "r%d", i);
+    race_value(v, (uint64_t)i + RACE_KEYS * 1000000u);
+    assert_int_equal(cascade_client_put(cl, keys[i], strlen(keys[i]), v,
+                                        RACE_LEN, NULL),
+                     0);
+  }
+  race_stop = 0;
+  pthread_t w;
+  assert_int_equal(pthread_create(&w, NULL, race_writer, NULL), 0);
+  uint64_t t0 = tu_now_ms(), reads = 0, bad = 0;
+  while (tu_now_ms() - t0 < 1500) {
+    cascade_get_item it[RACE_KEYS];
+    for (int i = 0; i < RACE_KEYS; i++)
+      it[i] = item(keys[i], out[i], RACE_LEN);
+    int n = cascade_client_get_into(cl, it, RACE_KEYS);
+    assert_true(n >= 0);
+    for (int i = 0; i < RACE_KEYS; i++) {
+      if (it[i].rc != 0) continue; /* evicted meanwhile: a miss is fine */
+      uint64_t ver;
+      memcpy(&ver, out[i], 8);
+      race_value(want, ver);
+      bad += it[i].vlen != RACE_LEN || memcmp(out[i], want, RACE_LEN) != 0;
+      reads++;
+    }
+  }
+  race_stop = 1;
+  void *wr;
+  assert_int_equal(pthread_join(w, &wr), 0);
+  assert_null(wr);
+  fprintf(stderr, "torn-read race: %llu values read, %llu wrong\n",
+          (unsigned long long)reads, (unsigned long long)bad);
+  assert_true(reads > 100);
+  assert_int_equal(bad, 0);
+  cascade_client_close(cl);
+  daemon_stop();
+}
+
+/* The index holds only while the daemon does: after a clean stop (the
+ * store marks it closed) and after a SIGKILL (the client sees its
+ * connection end), reads fail instead of returning old values. */
+static void test_get_into_daemon_gone(void **state) {
+  (void)state;
+  for (int killed = 0; killed < 2; killed++) {
+    daemon_start(NULL);
+    cascade_client *cl = NULL;
+    assert_int_equal(cascade_client_connect(sock, NULL, NULL, &cl), 0);
+    uint8_t out[16];
+    assert_int_equal(cascade_client_put(cl, "g", 1, "gone?", 5, NULL), 0);
+    cascade_get_item it = item("g", out, sizeof out);
+    assert_int_equal(cascade_client_get_into(cl, &it, 1), 1);
+    if (killed) {
+      kill(daemon_pid, SIGKILL);
+      waitpid(daemon_pid, NULL, 0);
+      daemon_pid = -1;
+      sleep_ms(5); /* past the client's 1 ms of trust */
+    } else {
+      daemon_stop();
+    }
+    it = item("g", out, sizeof out);
+    int rc = cascade_client_get_into(cl, &it, 1);
+    assert_true(rc < 0);
+    assert_int_not_equal(it.rc, 0);
+    cascade_client_close(cl);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sizes_in_place),
@@ -421,6 +701,10 @@ int main(void) {
       cmocka_unit_test(test_put_batch),
       cmocka_unit_test(test_auth_namespaces),
       cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_get_into_index),
+      cmocka_unit_test(test_get_into_changes),
+      cmocka_unit_test(test_get_into_no_torn_reads),
+      cmocka_unit_test(test_get_into_daemon_gone),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
