@@ -8,7 +8,7 @@
  * RESP over TCP), redis, memcached, posix-file-per-block, lmdb, hdf5 -
  * each by the name its adapter gives.  Per system: init (start it, in its own subdirectory
  * of the data directory), the workloads in the order write, hot-read,
- * cold-read, then clear (checked: the first keys must be gone) and fini.
+ * mixed, contention, cold-read, then clear (checked: the first keys must be gone) and fini.
  * A system whose init answers SUITE_SKIP (not installed...) is skipped with
  * its reason; the exit status does not change.
  *
@@ -42,6 +42,16 @@
  *             sync.
  *   hot-read  get every block (after write, or after an untimed load
  *             when write is not run) and compare every byte.
+ *   mixed     the same walk, each call a put (with probability
+ *             --write-pct, drawn from the seed) of new blocks
+ *             nblocks + j.. (never rewritten, never read: dedup cannot
+ *             help), or else a get of the thread's blocks j..; keys go
+ *             up to 2 * nblocks, and the adapters size for that
+ *             (suite_cfg.capacity).
+ *   contention --contention-threads threads (not --threads) all get the
+ *             first --hot-blocks blocks over and over, at once (a shared
+ *             prompt prefix), each as many blocks as it owns: nblocks in
+ *             all.
  *   cold-read adapter cold() (untimed), then as hot-read.  -ENOTSUP:
  *             skipped, with the reason.
  *   Reads: every thread reads its blocks into a buffer of its own that
@@ -50,6 +60,8 @@
  *   set over a quarter of the memory is read in one buffer of B blocks per
  *   thread instead, compared after each call; the time is then the
  *   largest, over threads, of the sum of that thread's get-call spans.
+ *   mixed and contention always read that way (put-call spans counted
+ *   too in mixed).
  * Latency: the span of each put/get call (B blocks), all threads together,
  * nearest-rank p50/p90/p99/p999 and max: per call, not per block.
  * Throughput: bytes / time (GB/s, 10^9 bytes), blocks / time (ops/s).
@@ -109,8 +121,9 @@
 #define MSG_MAX (SUITE_MSG + 256)
 #define MAX_REPEAT 20
 
-enum { WL_WRITE, WL_HOT, WL_COLD, NWL };
-static const char *const wl_name[NWL] = {"write", "hot-read", "cold-read"};
+enum { WL_WRITE, WL_HOT, WL_MIXED, WL_CONTENTION, WL_COLD, NWL };
+static const char *const wl_name[NWL] = {"write", "hot-read", "mixed",
+                                         "contention", "cold-read"};
 
 enum { ST_OK, ST_FAILED, ST_SKIPPED };
 
@@ -156,6 +169,9 @@ struct suite {
   /* options */
   uint64_t block, nblocks, seed;
   int threads, batch, quick, json, keep, seed_given;
+  int write_pct; /* mixed: percent of calls that put */
+  int cthreads;  /* contention: its threads */
+  uint64_t hot;  /* contention: blocks of the shared prefix */
   int repeat; /* rounds of every system (--repeat) */
   int whole; /* reads: every block kept, compared after the pass */
   FILE *out; /* the human text: stdout, stderr with --json */
@@ -196,7 +212,9 @@ struct worker {
   struct suite *s;
   const suite_adapter *a;
   void *h;
-  int t, wl; /* wl: WL_WRITE puts, else gets */
+  int t, wl; /* wl: WL_WRITE puts, WL_MIXED both, else gets */
+  int whole;  /* reads into one buffer of all its blocks, compared after */
+  uint64_t *idx; /* the blocks of the current call */
   pthread_t th;
   struct start *go;
   uint64_t first, last;
@@ -222,6 +240,8 @@ void cli_bench_suite_usage(FILE *f) {
       "PATH]\n"
       "                           [--repeat N] [--seed N] [--quick] [--json] "
       "[--keep]\n"
+      "                           [--write-pct P] [--contention-threads N] "
+      "[--hot-blocks N]\n"
       "\n"
       "Run the same workloads, with the same data, on every storage system "
       "built in,\n"
@@ -231,6 +251,14 @@ void cli_bench_suite_usage(FILE *f) {
       "  write      put every block once in batches, then sync; timed end "
       "to end\n"
       "  hot-read   get every block (warm) and compare it\n"
+      "  mixed      walk the blocks again, each call a put of new blocks "
+      "(--write-pct\n"
+      "             of the calls) or a get of old ones (compared)\n"
+      "  contention --contention-threads threads all get the same first "
+      "--hot-blocks\n"
+      "             blocks (a shared prompt prefix), as many blocks in all "
+      "as the\n"
+      "             working set\n"
       "  cold-read  the system's cold step (drop the page cache, restart "
       "the store on\n"
       "             its files), then as hot-read; skipped for systems that "
@@ -242,7 +270,8 @@ void cli_bench_suite_usage(FILE *f) {
       "cascade-shm,\n"
       "                     cascade-server, redis, memcached,\n"
       "                     posix-file-per-block, lmdb, hdf5]\n"
-      "  --workloads LIST   write, hot-read, cold-read [all three]\n"
+      "  --workloads LIST   write, hot-read, mixed, contention, cold-read "
+      "[all]\n"
       "  --block SIZE       bytes per block [1m; --quick: 256k]\n"
       "  --model NAME       the block of NAME's KV cache: llama3-8b (128 "
       "KiB/token),\n"
@@ -269,6 +298,10 @@ void cli_bench_suite_usage(FILE *f) {
       "                     ops/s, the min-max GB/s, the latency of the "
       "median run [1]\n"
       "  --seed N           seed of the data [fixed]\n"
+      "  --write-pct P      mixed: percent of calls that put, 0..100 [20]\n"
+      "  --contention-threads N  contention: threads, 1..%d [4]\n"
+      "  --hot-blocks N     contention: blocks of the shared prefix "
+      "[--batch]\n"
       "  --keep             keep the data directory\n"
       "  --quick            a tiny run of every system (for the tests)\n"
       "  --json             also print every result as one JSON object per "
@@ -278,7 +311,7 @@ void cli_bench_suite_usage(FILE *f) {
       "missing block or\n"
       "a failed call fails that system (the others still run): exit "
       "status 1.\n",
-      MAX_THREADS, MAX_BATCH, MAX_REPEAT);
+      MAX_THREADS, MAX_BATCH, MAX_REPEAT, MAX_THREADS);
 }
 
 /* ---- Data ---------------------------------------------------------------- */
@@ -314,14 +347,14 @@ static void wfail(struct worker *w, const char *fmt, const char *key,
   snprintf(w->msg, sizeof w->msg, fmt, key, detail);
 }
 
-/* Check the items of one get call, blocks j0..: status and length, and
- * with bytes, every byte. */
-static void check_gets(struct worker *w, uint64_t j0, int n, int bytes) {
+/* Check the items of one get call, blocks w->idx[0..n): status and
+ * length, and with bytes, every byte. */
+static void check_gets(struct worker *w, int n, int bytes) {
   const struct suite *s = w->s;
 
   for (int k = 0; k < n && !w->fail; k++) {
     suite_item *it = &w->it[k];
-    const char *key = s->keys[j0 + (uint64_t)k];
+    const char *key = s->keys[w->idx[k]];
     char d[64];
 
     if (it->rc != 0 || it->vlen != s->block) w->errors++;
@@ -333,38 +366,57 @@ static void check_gets(struct worker *w, uint64_t j0, int n, int bytes) {
       snprintf(d, sizeof d, "%zu bytes, expected %" PRIu64, it->vlen,
                s->block);
       wfail(w, "key %s: wrong length: %s", key, d);
-    } else if (bytes && memcmp(it->val, block_src(s, j0 + (uint64_t)k),
-                               s->block) != 0) {
+    } else if (bytes &&
+               memcmp(it->val, block_src(s, w->idx[k]), s->block) != 0) {
       w->errors++;
       wfail(w, "key %s: %s", key, "wrong bytes");
     }
   }
 }
 
+/* The calls of a worker.  write: its blocks [first, last) in batches.
+ * hot-read, cold-read: the same, gets.  mixed: the same walk, each call
+ * a put with probability write_pct (of new blocks nblocks + j.., never
+ * read: nothing is rewritten, dedup cannot help) or else a get of its
+ * blocks j...  contention: every thread gets the first s->hot blocks
+ * over and over (all threads on the same blocks at once), as many
+ * blocks in all as it owns. */
 static void *worker_main(void *arg) {
   struct worker *w = arg;
   const struct suite *s = w->s;
-  int put = w->wl == WL_WRITE;
+  uint64_t hc = 0; /* contention: the next block of the hot prefix */
   char msg[SUITE_MSG];
 
   pthread_mutex_lock(&w->go->mu);
   while (w->go->go == 0) pthread_cond_wait(&w->go->cv, &w->go->mu);
   if (w->go->go < 0) w->fail = 1;
   pthread_mutex_unlock(&w->go->mu);
-  for (uint64_t j = w->first; j < w->last && !w->fail;) {
+  for (uint64_t c = 0, j = w->first; j < w->last && !w->fail; c++) {
     int n = (int)(w->last - j < (uint64_t)s->batch ? w->last - j
                                                    : (uint64_t)s->batch);
+    int put = w->wl == WL_WRITE;
+    uint64_t b0 = j;
     double t0, t1;
     int r;
 
+    if (w->wl == WL_MIXED) {
+      put = mix64(s->seed ^ ((uint64_t)w->t << 40) ^ c) % 100 <
+            (uint64_t)s->write_pct;
+      if (put) b0 = s->nblocks + j;
+    } else if (w->wl == WL_CONTENTION) {
+      b0 = hc;
+      if ((uint64_t)n > s->hot - hc) n = (int)(s->hot - hc);
+      hc = (hc + (uint64_t)n) % s->hot;
+    }
     for (int k = 0; k < n; k++) {
       suite_item *it = &w->it[k];
+      uint64_t b = b0 + (uint64_t)k;
 
-      it->key = s->keys[j + (uint64_t)k];
+      w->idx[k] = b;
+      it->key = s->keys[b];
       it->klen = KEY_LEN;
-      it->val = put       ? (void *)block_src(s, j + (uint64_t)k)
-                : s->whole ? w->buf + (size_t)(j - w->first + (uint64_t)k) *
-                                          s->block
+      it->val = put        ? (void *)block_src(s, b)
+                : w->whole ? w->buf + (size_t)(b - w->first) * s->block
                            : w->buf + (size_t)k * s->block;
       it->vlen = s->block;
       it->rc = -EINPROGRESS;
@@ -384,18 +436,18 @@ static void *worker_main(void *arg) {
                cascade_strerror(r));
       wfail(w, put ? "put of a batch from key %s: %s"
                    : "get of a batch from key %s: %s",
-            s->keys[j], d);
+            s->keys[b0], d);
       break;
     }
     if (put) {
       for (int k = 0; k < n; k++)
         if (w->it[k].rc != 0) {
           w->errors++;
-          wfail(w, "key %s: put failed: %s", s->keys[j + (uint64_t)k],
+          wfail(w, "key %s: put failed: %s", s->keys[w->idx[k]],
                 msg[0] ? msg : cascade_strerror(w->it[k].rc));
         }
     } else {
-      check_gets(w, j, n, !s->whole);
+      check_gets(w, n, !w->whole);
     }
     j += (uint64_t)n;
   }
@@ -423,7 +475,8 @@ static uint64_t pct(const uint64_t *v, size_t n, double p) {
  * for writes.  Fills r (timing, latency) unless r is NULL (a load). */
 static int run_pass(struct suite *s, const suite_adapter *a, void *st,
                     int wl, struct result *r, char *err, size_t cap) {
-  int T = s->threads, started = 0, rc = -1;
+  int T = wl == WL_CONTENTION ? s->cthreads : s->threads, started = 0,
+      rc = -1;
   struct worker *w = calloc((size_t)T, sizeof *w);
   struct start go = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
   uint64_t *all = NULL;
@@ -450,10 +503,14 @@ static int run_pass(struct suite *s, const suite_adapter *a, void *st,
     x->go = &go;
     x->first = s->nblocks * (uint64_t)t / (uint64_t)T;
     x->last = s->nblocks * (uint64_t)(t + 1) / (uint64_t)T;
+    x->whole = s->whole && (wl == WL_HOT || wl == WL_COLD);
     calls = (x->last - x->first + (uint64_t)s->batch - 1) / (uint64_t)s->batch;
+    if (wl == WL_CONTENTION) /* calls stop at the end of the hot prefix */
+      calls += (x->last - x->first) / s->hot + 1;
     x->it = calloc((size_t)s->batch, sizeof *x->it);
+    x->idx = calloc((size_t)s->batch, sizeof *x->idx);
     x->lat = calloc(calls + 1, sizeof *x->lat);
-    bufsz = (size_t)(s->whole ? x->last - x->first : (uint64_t)s->batch) *
+    bufsz = (size_t)(x->whole ? x->last - x->first : (uint64_t)s->batch) *
             s->block;
     /* read buffers on transparent huge pages, as an engine's large
      * staging buffers are (and as `cascade bench disk` reads): with 4 KiB
@@ -465,7 +522,8 @@ static int run_pass(struct suite *s, const suite_adapter *a, void *st,
       x->buf = NULL;
     else if (wl != WL_WRITE)
       (void)madvise(x->buf, bufsz, MADV_HUGEPAGE); /* advice only */
-    if (x->it == NULL || x->lat == NULL || (wl != WL_WRITE && !x->buf)) {
+    if (x->it == NULL || x->idx == NULL || x->lat == NULL ||
+        (wl != WL_WRITE && !x->buf)) {
       snprintf(err, cap, "out of memory");
       goto out;
     }
@@ -499,7 +557,7 @@ static int run_pass(struct suite *s, const suite_adapter *a, void *st,
   for (int t = 0; t < T; t++)
     if (w[t].t_end > t1) t1 = w[t].t_end;
   /* reads kept whole: every byte compared now, outside the timing */
-  for (int t = 0; t < T && wl != WL_WRITE && s->whole && !err[0]; t++)
+  for (int t = 0; t < T && w[t].whole && !err[0]; t++)
     for (uint64_t j = w[t].first; j < w[t].last; j++)
       if (memcmp(w[t].buf + (size_t)(j - w[t].first) * s->block,
                  block_src(s, j), s->block) != 0) {
@@ -526,7 +584,7 @@ static int run_pass(struct suite *s, const suite_adapter *a, void *st,
   if (r != NULL) {
     double secs = t1 - t0;
 
-    if (wl != WL_WRITE && !s->whole) {
+    if (wl != WL_WRITE && !w[0].whole) {
       secs = 0;
       for (int t = 0; t < T; t++)
         if (w[t].busy > secs) secs = w[t].busy;
@@ -564,6 +622,7 @@ out:
   for (int t = 0; t < T; t++) {
     if (w[t].h != NULL) a->close(st, w[t].h);
     free(w[t].it);
+    free(w[t].idx);
     free(w[t].lat);
     free(w[t].buf);
   }
@@ -687,9 +746,11 @@ static void json_result(const struct suite *s, const struct result *r,
   fprintf(f,
           ",\"config\":{\"block\":%" PRIu64 ",\"blocks\":%" PRIu64
           ",\"total_bytes\":%" PRIu64 ",\"threads\":%d,\"batch\":%d,"
-          "\"repeat\":%d,\"seed\":%" PRIu64 ",\"model\":",
-          s->block, s->nblocks, s->block * s->nblocks, s->threads, s->batch,
-          s->repeat, s->seed);
+          "\"repeat\":%d,\"seed\":%" PRIu64 ",\"write_pct\":%d,"
+          "\"contention_threads\":%d,\"hot_blocks\":%" PRIu64 ",\"model\":",
+          s->block, s->nblocks, s->block * s->nblocks,
+          r->wl == WL_CONTENTION ? s->cthreads : s->threads, s->batch,
+          s->repeat, s->seed, s->write_pct, s->cthreads, s->hot);
   if (s->model != NULL) {
     cli_json_str(f, s->model);
     fprintf(f, ",\"tokens_per_block\":%" PRIu64, s->tpb);
@@ -736,10 +797,14 @@ static void json_result(const struct suite *s, const struct result *r,
             ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 ",\"mean\":%.0f}",
             r->calls, r->errors,
             r->wl == WL_WRITE ? "one span, first put to end of sync"
-            : s->whole ? "one span, first get to last get; every byte "
-                         "compared after it"
-                       : "largest per-thread sum of get-call spans, every "
-                         "byte compared between calls",
+            : s->whole && (r->wl == WL_HOT || r->wl == WL_COLD)
+                ? "one span, first get to last get; every byte "
+                  "compared after it"
+            : r->wl == WL_MIXED
+                ? "largest per-thread sum of put- and get-call spans, "
+                  "every byte read compared between calls"
+                : "largest per-thread sum of get-call spans, every "
+                  "byte compared between calls",
             s->batch, r->p50, r->p90, r->p99, r->p999, r->max, r->mean);
     if (s->repeat > 1) json_runs(r, f);
     fprintf(f, "}");
@@ -1001,7 +1066,9 @@ static void run_system(struct suite *s, int si, int rep) {
   memset(&cfg, 0, sizeof cfg);
   cfg.block = s->block;
   cfg.nblocks = s->nblocks;
-  cfg.threads = s->threads;
+  /* mixed puts new blocks: at most one per block it walks */
+  cfg.capacity = s->nblocks * (s->wl[WL_MIXED] ? 2 : 1);
+  cfg.threads = s->threads > s->cthreads ? s->threads : s->cthreads;
   cfg.batch = s->batch;
   cfg.dir = dir;
   cfg.cascaded = s->have_cascaded ? s->cascaded : NULL;
@@ -1212,7 +1279,8 @@ static void built_in(char *out, size_t cap) {
 static int parse_args(struct suite *s, int argc, char **argv) {
   const char *systems = NULL, *wls = NULL, *block = NULL, *blocks = NULL,
              *total = NULL, *threads = NULL, *batch = NULL, *tpb = NULL,
-             *seed = NULL, *repeat = NULL;
+             *seed = NULL, *repeat = NULL, *wpct = NULL, *cthreads = NULL,
+             *hot = NULL;
   uint64_t v;
 
   for (int i = 0; i < argc;) {
@@ -1258,6 +1326,9 @@ static int parse_args(struct suite *s, int argc, char **argv) {
     OPT("--cascaded", s->cascaded_opt)
     OPT("--seed", seed)
     OPT("--repeat", repeat)
+    OPT("--write-pct", wpct)
+    OPT("--contention-threads", cthreads)
+    OPT("--hot-blocks", hot)
 #undef OPT
     cli_err("bench suite: unexpected argument '%s' (see cascade bench suite "
             "--help)",
@@ -1316,11 +1387,12 @@ static int parse_args(struct suite *s, int argc, char **argv) {
     }
     s->nblocks = t / s->block ? t / s->block : 1;
   }
+  /* blocks and the new blocks of mixed: all distinct windows */
   if (blocks != NULL &&
-      parse_u64("--blocks", blocks, 1, POOL_BYTES / 8, &s->nblocks) != 0)
+      parse_u64("--blocks", blocks, 1, POOL_BYTES / 16, &s->nblocks) != 0)
     return -1;
-  if (s->nblocks > POOL_BYTES / 8) {
-    cli_err("bench suite: at most %llu blocks", POOL_BYTES / 8);
+  if (s->nblocks > POOL_BYTES / 16) {
+    cli_err("bench suite: at most %llu blocks", POOL_BYTES / 16);
     return -1;
   }
 
@@ -1334,6 +1406,22 @@ static int parse_args(struct suite *s, int argc, char **argv) {
     if (parse_u64("--batch", batch, 1, MAX_BATCH, &v) != 0) return -1;
     s->batch = (int)v;
   }
+  s->write_pct = 20;
+  if (wpct != NULL) {
+    if (parse_u64("--write-pct", wpct, 0, 100, &v) != 0) return -1;
+    s->write_pct = (int)v;
+  }
+  s->cthreads = 4;
+  if (cthreads != NULL) {
+    if (parse_u64("--contention-threads", cthreads, 1, MAX_THREADS, &v) != 0)
+      return -1;
+    s->cthreads = (int)v;
+  }
+  s->hot = (uint64_t)s->batch;
+  if (hot != NULL &&
+      parse_u64("--hot-blocks", hot, 1, POOL_BYTES / 16, &s->hot) != 0)
+    return -1;
+  if (s->hot > s->nblocks) s->hot = s->nblocks;
   s->repeat = 1;
   if (repeat != NULL) {
     if (parse_u64("--repeat", repeat, 1, MAX_REPEAT, &v) != 0) return -1;
@@ -1357,7 +1445,7 @@ static int parse_args(struct suite *s, int argc, char **argv) {
           s->wl[k] = found = 1;
       if (!found) {
         cli_err("bench suite: --workloads: unknown '%.*s' (write, hot-read, "
-                "cold-read)",
+                "mixed, contention, cold-read)",
                 (int)len, p);
         return -1;
       }
@@ -1424,7 +1512,7 @@ int cli_bench_suite(int argc, char **argv, const cli_common *co) {
   rc = CLI_FAIL;
   for (int k = 0; k < NWL; k++) nwl += s->wl[k];
   s->res = calloc((size_t)s->nsys * NWL, sizeof *s->res);
-  s->keys = calloc(s->nblocks, sizeof *s->keys);
+  s->keys = calloc(2 * s->nblocks, sizeof *s->keys); /* mixed: new ones */
   s->pool_len = POOL_BYTES + s->block;
   s->pool = mmap(NULL, s->pool_len, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1435,7 +1523,7 @@ int cli_bench_suite(int argc, char **argv, const cli_common *co) {
   }
   fill_pool(s->pool, s->pool_len, s->seed);
   s->pool_off = mix64(s->seed);
-  for (uint64_t i = 0; i < s->nblocks; i++)
+  for (uint64_t i = 0; i < 2 * s->nblocks; i++)
     snprintf(s->keys[i], sizeof s->keys[i], "blk:%016llx",
              (unsigned long long)i);
 

@@ -41,6 +41,8 @@
 typedef struct suite_cfg {
   uint64_t block;   /* bytes per block */
   uint64_t nblocks; /* blocks in the working set */
+  uint64_t capacity; /* blocks held at once at most: nblocks, plus the new
+                        blocks the mixed workload puts (size for this) */
   int threads;      /* worker threads (connections) */
   int batch;        /* blocks per put/get call */
   const char *dir;  /* a fresh, empty directory of this system's own (on

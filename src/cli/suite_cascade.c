@@ -9,8 +9,8 @@
  *                   on (every put is hashed with SHA-256; the suite's
  *                   blocks are all different, so it never hits), policy
  *                   semantic, disk.write=back, disk.sync=batch, disk.io
- *                   auto.  The store: dram.capacity = 5/4 of the working
- *                   set + 64 MiB (every block fits: hot reads come from
+ *                   auto.  The store: dram.capacity = 5/4 of the blocks
+ *                   held at most (cfg->capacity) + 64 MiB (every block fits: hot reads come from
  *                   DRAM), disk.dir = the system's directory.  sync =
  *                   cascade_flush: writes every block to the disk tier and
  *                   fdatasyncs.  cold = cascade_close, cascade_open on the
@@ -26,9 +26,11 @@
  *                   on).  A handle is a cascade_client on the socket: put =
  *                   cascade_client_put_batch (the batch's values through
  *                   the shared staging area, one round trip), get =
- *                   cascade_client_get_batch (one
- *                   round trip for the batch), memcpy of each leased value
- *                   into the caller's buffer, release.  No cold read.
+ *                   cascade_client_get_into (values found in the
+ *                   daemon's shared-memory index copied with no request;
+ *                   the rest leased in one round trip, copied, released);
+ *                   contains = cascade_client_get_batch, released unread.
+ *                   No cold read.
  *   cascade-server  the same cascaded over RESP on TCP loopback: a handle is
  *                   a hiredis connection; a batch is one pipeline of SET /
  *                   GET / EXISTS (servers.c).  No cold read.
@@ -63,7 +65,7 @@ static int errmsg(char *msg, size_t cap, int rc, const char *what) {
 }
 
 static uint64_t dram_for(const suite_cfg *cfg) {
-  uint64_t d = cfg->block * cfg->nblocks;
+  uint64_t d = cfg->block * cfg->capacity;
 
   return d + d / 4 + DRAM_SLACK;
 }
@@ -291,6 +293,7 @@ struct cd_h {
   redisContext *ctx;     /* cascade-server */
   cascade_key *keys;
   cascade_lease *leases;
+  cascade_get_item *items;
 };
 
 static int cd_init(const suite_cfg *cfg, void **out, char *msg, size_t cap) {
@@ -354,6 +357,7 @@ static void cd_hclose(void *st, void *hp) {
   if (h->ctx != NULL) redisFree(h->ctx);
   free(h->keys);
   free(h->leases);
+  free(h->items);
   free(h);
 }
 
@@ -367,7 +371,8 @@ static int cd_hopen(struct cd *st, int shm, void **out, char *msg,
   if (shm) {
     h->keys = calloc((size_t)st->cfg.batch, sizeof *h->keys);
     h->leases = calloc((size_t)st->cfg.batch, sizeof *h->leases);
-    if (h->keys == NULL || h->leases == NULL) {
+    h->items = calloc((size_t)st->cfg.batch, sizeof *h->items);
+    if (h->keys == NULL || h->leases == NULL || h->items == NULL) {
       cd_hclose(st, h);
       return errmsg(msg, cap, -ENOMEM, "open");
     }
@@ -436,10 +441,11 @@ static int shm_put(void *hp, suite_item *it, int n, char *msg, size_t cap) {
   return ok;
 }
 
-/* Lease the batch; with buffers, copy each value out.  Every lease is
- * released before returning. */
-static int shm_lease(struct cd_h *h, suite_item *it, int n, int copy,
-                     char *msg, size_t cap) {
+/* contains: lease the batch, the values unread.  Every lease is released
+ * before returning. */
+static int shm_contains(void *hp, suite_item *it, int n, char *msg,
+                        size_t cap) {
+  struct cd_h *h = hp;
   int r, found = 0;
 
   if (n > h->st->cfg.batch) return errmsg(msg, cap, -EINVAL, "get");
@@ -456,31 +462,30 @@ static int shm_lease(struct cd_h *h, suite_item *it, int n, int copy,
       it[k].rc = -ENOENT;
       continue;
     }
-    if (copy) {
-      if (l->len > it[k].vlen) {
-        it[k].rc = -ENOBUFS;
-      } else {
-        memcpy(it[k].val, l->data, l->len);
-        it[k].rc = 0;
-        found++;
-      }
-      it[k].vlen = l->len;
-    } else {
-      it[k].rc = 0;
-      found++;
-    }
+    it[k].rc = 0;
+    found++;
     cascade_client_release(h->cl, l);
   }
   return found;
 }
 
+/* cascade_client_get_into: values found in the daemon's shared-memory
+ * index are copied with no request, the rest leased in one round trip. */
 static int shm_get(void *hp, suite_item *it, int n, char *msg, size_t cap) {
-  return shm_lease(hp, it, n, 1, msg, cap);
-}
+  struct cd_h *h = hp;
+  int r;
 
-static int shm_contains(void *hp, suite_item *it, int n, char *msg,
-                        size_t cap) {
-  return shm_lease(hp, it, n, 0, msg, cap);
+  if (n > h->st->cfg.batch) return errmsg(msg, cap, -EINVAL, "get");
+  for (int k = 0; k < n; k++)
+    h->items[k] = (cascade_get_item){it[k].key, it[k].klen, it[k].val,
+                                     it[k].vlen, 0, 0};
+  r = cascade_client_get_into(h->cl, h->items, (size_t)n);
+  if (r < 0) return shm_err(h, r, "cascade_client_get_into", msg, cap);
+  for (int k = 0; k < n; k++) {
+    it[k].rc = h->items[k].rc;
+    it[k].vlen = h->items[k].vlen;
+  }
+  return r;
 }
 
 static int srv_put(void *hp, suite_item *it, int n, char *msg, size_t cap) {

@@ -203,8 +203,8 @@ static int lm_init(const suite_cfg *cfg, void **st, char *msg, size_t cap) {
   /* A block: its overflow pages (16-byte page header) plus its leaf node
    * (key + 8-byte node header + the page number), a generous 256 bytes. */
   per = (cfg->block + 16 + PAGE - 1) / PAGE * PAGE + 256;
-  map = 2 * per * cfg->nblocks + MAP_MARGIN;
-  if (map / 2 / per < cfg->nblocks || map > (uint64_t)SIZE_MAX / 2) {
+  map = 2 * per * cfg->capacity + MAP_MARGIN;
+  if (map / 2 / per < cfg->capacity || map > (uint64_t)SIZE_MAX / 2) {
     free(s);
     return -lm_fail(msg, cap, EFBIG, "lmdb: working set too large");
   }

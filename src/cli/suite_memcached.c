@@ -401,7 +401,7 @@ static int mc_init(const suite_cfg *cfg, void **st, char *msg, size_t cap) {
     free(s);
     return SUITE_SKIP;
   }
-  mem = (cfg->block + ITEM_OVERHEAD) * cfg->nblocks / 4 * 5 + MEM_MARGIN;
+  mem = (cfg->block + ITEM_OVERHEAD) * cfg->capacity / 4 * 5 + MEM_MARGIN;
   if (mem < 2 * item)
     mem = 2 * item; /* memcached: -I at most -m / 2 */
   avail = mc_mem_available();
