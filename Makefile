@@ -117,6 +117,7 @@ run:
 # The JSON goes to stdout (tee'd to the file); keep human output on stderr.
 bench:
 	$(DEPS) bench
+	-scripts/peers.sh
 	$(call configure,$(BUILD_DIR),$(CC),$(BUILD_TYPE),$(call onoff,$(WERROR)))
 	mkdir -p results
 	set -o pipefail; ./$(CASCADE_BIN) bench dram --json \

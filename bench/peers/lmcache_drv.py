@@ -9,8 +9,8 @@ no GPU and uses its CPU device), driven in process:
                   get = get_blocking + copy out
   --backend disk  LocalDiskBackend on --dir (one file per key; writes are
                   asynchronous on LMCache's disk worker, sync = wait until
-                  every key is resident); cold-read drops the page cache of
-                  its files (posix_fadvise DONTNEED)
+                  every key is resident); cold-read writes its files back and
+                  drops their page cache (fsync, posix_fadvise DONTNEED)
   --backend lm    RemoteBackend with remote_url lm://127.0.0.1:PORT to a
                   real `lmcache_server 127.0.0.1 PORT cpu` process (LMCache's
                   standalone server, its in-memory store); sync = wait for
@@ -185,8 +185,10 @@ def main():
             read("hot-read")
         if "cold-read" in wls:
             if a.backend == "disk":
+                # dirty pages are not dropped: write them back first
                 for fn in glob.glob(os.path.join(be.path, "*")):
                     fd = os.open(fn, os.O_RDONLY)
+                    os.fsync(fd)
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
                     os.close(fd)
                 read("cold-read")

@@ -5,7 +5,10 @@
  *
  * Systems, in this order: cascade (the library, embedded), cascade-shm and
  * cascade-server (a real cascaded: zero-copy leases over its Unix socket,
- * RESP over TCP), redis, memcached, posix-file-per-block, lmdb, hdf5 -
+ * RESP over TCP), redis, memcached, posix-file-per-block, lmdb, hdf5, and
+ * the peers whose only client is Python, run by their drivers in
+ * bench/peers (run_driver; suite_peers.c): mooncake, lmcache-cpu,
+ * lmcache-disk, lmcache-server -
  * each by the name its adapter gives.  Per system: init (start it, in its own subdirectory
  * of the data directory), the workloads in the order write, hot-read,
  * mixed, contention, cold-read, then clear (checked: the first keys must be gone) and fini.
@@ -101,8 +104,11 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "cli.h"
 #include "suite.h"
@@ -138,10 +144,14 @@ static const suite_adapter *adapter_at(int k) {
   case 5: return &suite_posix;
   case 6: return &suite_lmdb;
   case 7: return &suite_hdf5;
+  case 8: return &suite_mooncake;
+  case 9: return &suite_lmcache_cpu;
+  case 10: return &suite_lmcache_disk;
+  case 11: return &suite_lmcache_server;
   default: return NULL;
   }
 }
-#define NADAPTERS 8
+#define NADAPTERS 12
 
 
 /* One run of one (system, workload). */
@@ -178,7 +188,7 @@ struct suite {
   int wl[NWL];
   const char *model;
   uint64_t tpb;
-  const char *dir_opt, *results, *cascaded_opt;
+  const char *dir_opt, *results, *cascaded_opt, *peers_opt;
   const suite_adapter *sys[NADAPTERS];
   int nsys;
 
@@ -269,7 +279,8 @@ void cli_bench_suite_usage(FILE *f) {
       "  --systems LIST     comma separated [all built in: cascade, "
       "cascade-shm,\n"
       "                     cascade-server, redis, memcached,\n"
-      "                     posix-file-per-block, lmdb, hdf5]\n"
+      "                     posix-file-per-block, lmdb, hdf5, mooncake,\n"
+      "                     lmcache-cpu, lmcache-disk, lmcache-server]\n"
       "  --workloads LIST   write, hot-read, mixed, contention, cold-read "
       "[all]\n"
       "  --block SIZE       bytes per block [1m; --quick: 256k]\n"
@@ -298,6 +309,11 @@ void cli_bench_suite_usage(FILE *f) {
       "                     ops/s, the min-max GB/s, the latency of the "
       "median run [1]\n"
       "  --seed N           seed of the data [fixed]\n"
+      "  --peers DIR        the virtual environments of the Python peers "
+      "(mooncake,\n"
+      "                     lmcache-*; their drivers: bench/peers) "
+      "[$CASCADE_PEERS, else\n"
+      "                     .peers]; a peer not installed there is skipped\n"
       "  --write-pct P      mixed: percent of calls that put, 0..100 [20]\n"
       "  --contention-threads N  contention: threads, 1..%d [4]\n"
       "  --hot-blocks N     contention: blocks of the shared prefix "
@@ -1040,6 +1056,19 @@ static void finish_result(struct result *r) {
   for (int k = 0; k < n; k++) r->errors += r->run[k].errors;
 }
 
+/* After a round of system si: count its steps (and those of the rounds it
+ * will not run); after its last round, or a failure, its rows are done. */
+static void system_rows(struct suite *s, int si, int rep, int step0,
+                        int nwl) {
+  s->step = step0 + nwl * (s->done[si] ? s->repeat - rep : 1);
+  if (!s->done[si] && rep < s->repeat - 1) return;
+  for (int k = 0; k < s->nres; k++)
+    if (s->res[k].a == s->sys[si]) {
+      finish_result(&s->res[k]);
+      write_result(s, &s->res[k]);
+    }
+}
+
 /* One round (rep, from 0) of the system s->sys[si]: init, the workloads,
  * clear, fini.  A failure or a skip makes the system done (no more rounds);
  * its rows are finished and written when it is done or after its last
@@ -1186,14 +1215,266 @@ static void run_system(struct suite *s, int si, int rep) {
   sync();
 
 rows:
-  /* count the steps of this round, and of the rounds not run */
-  s->step = step0 + nwl * (s->done[si] ? s->repeat - rep : 1);
-  if (!s->done[si] && rep < s->repeat - 1) return;
-  for (int k = 0; k < s->nres; k++)
-    if (s->res[k].a == a) {
-      finish_result(&s->res[k]);
-      write_result(s, &s->res[k]);
+  system_rows(s, si, rep, step0, nwl);
+}
+
+/* ---- Peers run by their Python drivers ---------------------------------------- */
+
+#define DRIVER_TIMEOUT_S 1800
+
+/* The directory of the drivers: $CASCADE_PEER_DRIVERS, else bench/peers
+ * of the source tree the binary was built in (build/bin/cascade ->
+ * ../../bench/peers), else bench/peers under the current directory. */
+static int driver_dir(char *out, size_t cap) {
+  const char *env = getenv("CASCADE_PEER_DRIVERS");
+  char exe[DIR_MAX];
+  ssize_t n;
+
+  if (env != NULL && env[0] != '\0') {
+    snprintf(out, cap, "%s", env);
+    return access(out, R_OK);
+  }
+  n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    char *slash;
+
+    exe[n] = '\0';
+    for (int up = 0; up < 3 && (slash = strrchr(exe, '/')) != NULL; up++)
+      *slash = '\0';
+    snprintf(out, cap, "%.1000s/bench/peers", exe);
+    if (access(out, R_OK) == 0) return 0;
+  }
+  snprintf(out, cap, "bench/peers");
+  return access(out, R_OK);
+}
+
+/* Run the driver to its end (or DRIVER_TIMEOUT_S): 0, or -1 with err. */
+static int driver_exec(char *const *argv, const char *log, char *err,
+                       size_t cap) {
+  pid_t pid = fork();
+  int st = 0;
+
+  if (pid < 0) {
+    snprintf(err, cap, "fork: %s", strerror(errno));
+    return -1;
+  }
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+    setpgid(0, 0); /* its servers go with it on a timeout */
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
     }
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  for (int ms = 0;; ms += 100) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) {
+      snprintf(err, cap, "waitpid: %s", strerror(errno));
+      return -1;
+    }
+    if (ms >= DRIVER_TIMEOUT_S * 1000) {
+      kill(-pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      snprintf(err, cap, "no result after %d s: killed (log: %.400s)",
+               DRIVER_TIMEOUT_S, log);
+      return -1;
+    }
+    usleep(100000);
+  }
+  kill(-pid, SIGKILL); /* anything it left behind */
+  if (!WIFEXITED(st) || WEXITSTATUS(st) == 127) {
+    snprintf(err, cap, "the driver did not run (status %d; log: %.400s)", st,
+             log);
+    return -1;
+  }
+  return 0; /* exit 1 = a workload failed: its row says so */
+}
+
+static double jnum(json_object *o, const char *k) {
+  json_object *v;
+
+  return json_object_object_get_ex(o, k, &v) ? json_object_get_double(v) : 0;
+}
+
+static const char *jstr(json_object *o, const char *k) {
+  json_object *v;
+
+  return json_object_object_get_ex(o, k, &v) && json_object_is_type(v,
+                                                                json_type_string)
+             ? json_object_get_string(v)
+             : NULL;
+}
+
+/* One round of a peer run by its driver: the workloads it runs (write,
+ * hot-read, cold-read; one thread), its rows from its JSON lines. */
+static void run_driver(struct suite *s, int si, int rep) {
+  const suite_adapter *a = s->sys[si];
+  char dir[DIR_MAX + 64], ddir[DIR_MAX], py[DIR_MAX + 64],
+       script[DIR_MAX + 64], out[DIR_MAX + 96], log[DIR_MAX + 96],
+       err[MSG_MAX] = "", what[160], run[48] = "", wls[64] = "", num[4][32];
+  const char *peers = s->peers_opt ? s->peers_opt
+                      : getenv("CASCADE_PEERS") ? getenv("CASCADE_PEERS")
+                                                : ".peers";
+  char *argv[32];
+  int argc = 0, step0 = s->step, nwl = 0, bad = 0, seen[NWL] = {0};
+  const char *skip = NULL;
+  char why[MSG_MAX];
+  FILE *f = NULL;
+
+  for (int wl = 0; wl < NWL; wl++) nwl += s->wl[wl];
+  if (s->repeat > 1)
+    snprintf(run, sizeof run, " (run %d/%d)", rep + 1, s->repeat);
+  snprintf(py, sizeof py, "%s/%s/bin/python", peers, a->venv);
+  if (driver_dir(ddir, sizeof ddir) != 0) {
+    snprintf(why, sizeof why, "its driver (%s) is not found: set "
+             "CASCADE_PEER_DRIVERS to the bench/peers directory", a->driver);
+    skip = why;
+  } else if (access(py, X_OK) != 0) {
+    snprintf(why, sizeof why, "not installed: `make bench` installs it "
+             "(python3 -m venv %s/%s && %s/%s/bin/pip install %s)", peers,
+             a->venv, peers, a->venv, a->pip);
+    skip = why;
+  } else if (s->threads > 1) {
+    snprintf(why, sizeof why, "its driver runs one thread (--threads %d)",
+             s->threads);
+    skip = why;
+  }
+  if (skip != NULL) {
+    if (rep == 0) {
+      cli_err("bench suite: %s skipped: %s", a->name, skip);
+      for (int wl = 0; wl < NWL; wl++)
+        if (s->wl[wl]) {
+          struct result *r = new_result(s, a, wl, NULL);
+
+          r->status = ST_SKIPPED;
+          snprintf(r->reason, sizeof r->reason, "%s", skip);
+        }
+    }
+    s->done[si] = 1;
+    system_rows(s, si, rep, step0, nwl);
+    return;
+  }
+  snprintf(script, sizeof script, "%s/%s", ddir, a->driver);
+  snprintf(dir, sizeof dir, "%s/%s", s->work, a->name);
+  snprintf(out, sizeof out, "%s/results.jsonl", dir);
+  snprintf(log, sizeof log, "%s/../%s-driver.log", dir, a->name);
+  for (int wl = 0; wl < NWL; wl++)
+    if (s->wl[wl] && (wl == WL_WRITE || wl == WL_HOT || wl == WL_COLD))
+      snprintf(wls + strlen(wls), sizeof wls - strlen(wls), "%s%s",
+               wls[0] ? "," : "", wl_name[wl]);
+  if (wls[0] == '\0') snprintf(wls, sizeof wls, "write");
+  snprintf(num[0], sizeof num[0], "%" PRIu64, s->block);
+  snprintf(num[1], sizeof num[1], "%" PRIu64, s->nblocks);
+  snprintf(num[2], sizeof num[2], "%d", s->batch);
+  snprintf(num[3], sizeof num[3], "0x%" PRIx64, s->seed);
+  argv[argc++] = py;
+  argv[argc++] = script;
+  argv[argc++] = "--block";
+  argv[argc++] = num[0];
+  argv[argc++] = "--blocks";
+  argv[argc++] = num[1];
+  argv[argc++] = "--batch";
+  argv[argc++] = num[2];
+  argv[argc++] = "--seed";
+  argv[argc++] = num[3];
+  argv[argc++] = "--workloads";
+  argv[argc++] = wls;
+  argv[argc++] = "--dir";
+  argv[argc++] = dir;
+  argv[argc++] = "--out";
+  argv[argc++] = out;
+  for (int k = 0; a->dargs[k] != NULL && argc < 31; k++)
+    argv[argc++] = (char *)a->dargs[k];
+  argv[argc] = NULL;
+
+  snprintf(what, sizeof what, "%s: driver%s", a->name, run);
+  cli_progress(s->step, s->nsteps, what);
+  if (mkdir(dir, 0755) != 0) {
+    snprintf(err, sizeof err, "mkdir %.400s: %s", dir, strerror(errno));
+  } else if (driver_exec(argv, log, err, sizeof err) == 0 &&
+             (f = fopen(out, "r")) == NULL) {
+    snprintf(err, sizeof err, "no results from the driver (log: %.400s)", log);
+  } else if (err[0] == '\0' && f != NULL) {
+    char line[1 << 16];
+
+    while (fgets(line, sizeof line, f) != NULL) {
+      json_object *o = json_tokener_parse(line), *res, *lat;
+      const char *w = o ? jstr(o, "workload") : NULL,
+                 *st = o ? jstr(o, "status") : NULL;
+      int wl = -1;
+      struct result *r;
+
+      for (int k = 0; w != NULL && k < NWL; k++)
+        if (strcmp(w, wl_name[k]) == 0) wl = k;
+      if (o == NULL || st == NULL || wl < 0 || !s->wl[wl]) {
+        if (o == NULL)
+          snprintf(err, sizeof err, "the driver wrote a line that is not "
+                   "JSON (%.400s)", out);
+        json_object_put(o);
+        continue;
+      }
+      seen[wl] = 1;
+      r = get_result(s, a, wl, jstr(o, "version"), rep);
+      if (strcmp(st, "skipped") == 0 && r->nrun == 0) {
+        r->status = ST_SKIPPED;
+        snprintf(r->reason, sizeof r->reason, "%s",
+                 jstr(o, "reason") ? jstr(o, "reason") : "skipped");
+      } else if (strcmp(st, "ok") == 0 &&
+                 json_object_object_get_ex(o, "result", &res) &&
+                 json_object_object_get_ex(res, "latency_ns", &lat)) {
+        clear_measures(r);
+        r->secs = jnum(res, "seconds");
+        r->bytes = (uint64_t)jnum(res, "bytes");
+        r->blocks = (uint64_t)jnum(res, "blocks");
+        r->gbps = jnum(res, "gbps");
+        r->ops = jnum(res, "ops_per_sec");
+        r->calls = (uint64_t)jnum(res, "calls");
+        r->errors = (uint64_t)jnum(res, "errors");
+        r->p50 = (uint64_t)jnum(lat, "p50");
+        r->p90 = (uint64_t)jnum(lat, "p90");
+        r->p99 = (uint64_t)jnum(lat, "p99");
+        r->p999 = (uint64_t)jnum(lat, "p999");
+        r->max = (uint64_t)jnum(lat, "max");
+        r->mean = jnum(lat, "mean");
+        add_run(r);
+      } else {
+        char stage[96];
+
+        snprintf(stage, sizeof stage, "%s%s", wl_name[wl], run);
+        fail_result(s, r, stage,
+                    jstr(o, "reason") ? jstr(o, "reason") : "failed", &bad);
+      }
+      json_object_put(o);
+    }
+    fclose(f);
+  }
+  if (err[0] != '\0') {
+    int first = 0;
+
+    while (first < NWL - 1 && !s->wl[first]) first++;
+    fail_result(s, get_result(s, a, first, NULL, rep), "driver", err, &bad);
+  }
+  /* the workloads it does not run, or did not answer for */
+  for (int wl = 0; wl < NWL && !bad; wl++)
+    if (s->wl[wl] && !seen[wl] && rep == 0) {
+      struct result *r = new_result(s, a, wl, NULL);
+
+      r->status = ST_SKIPPED;
+      snprintf(r->reason, sizeof r->reason, "%s",
+               wl == WL_MIXED || wl == WL_CONTENTION
+                   ? "its driver runs write, hot-read and cold-read only"
+                   : wl == WL_COLD ? "no cold read (memory)"
+                                   : "its driver gave no result");
+    }
+  if (bad) s->done[si] = 1;
+  cli_rm_tree(dir, 0);
+  sync();
+  system_rows(s, si, rep, step0, nwl);
 }
 
 /* ---- The data directory ----------------------------------------------------- */
@@ -1248,7 +1529,8 @@ static const suite_adapter *find_system(const char *name, size_t len,
                                         int *known) {
   static const char *const names[NADAPTERS] = {
       "cascade", "cascade-shm", "cascade-server", "redis",
-      "memcached", "posix-file-per-block", "lmdb", "hdf5"};
+      "memcached", "posix-file-per-block", "lmdb", "hdf5",
+      "mooncake", "lmcache-cpu", "lmcache-disk", "lmcache-server"};
 
   *known = 0;
   for (int k = 0; k < NADAPTERS; k++) {
@@ -1329,6 +1611,7 @@ static int parse_args(struct suite *s, int argc, char **argv) {
     OPT("--write-pct", wpct)
     OPT("--contention-threads", cthreads)
     OPT("--hot-blocks", hot)
+    OPT("--peers", s->peers_opt)
 #undef OPT
     cli_err("bench suite: unexpected argument '%s' (see cascade bench suite "
             "--help)",
@@ -1557,7 +1840,12 @@ int cli_bench_suite(int argc, char **argv, const cli_common *co) {
   /* interleaved: round r of every system, then round r + 1 */
   for (int rep = 0; rep < s->repeat; rep++)
     for (int k = 0; k < s->nsys; k++)
-      if (!s->done[k]) run_system(s, k, rep);
+      if (!s->done[k]) {
+        if (s->sys[k]->driver != NULL)
+          run_driver(s, k, rep);
+        else
+          run_system(s, k, rep);
+      }
   cli_progress_done();
   sigaction(SIGPIPE, &old_pipe, NULL);
   print_table(s);

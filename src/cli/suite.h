@@ -75,6 +75,15 @@ typedef struct suite_adapter {
   int (*cold)(void *st, char *msg, size_t cap);
   int (*clear)(void *st, char *msg, size_t cap);
   void (*fini)(void *st);
+  /* A peer whose only client is Python (suite_peers.c): the driver, a
+   * script in bench/peers, runs the workloads itself and prints the
+   * suite's JSON; it runs on the python of the virtual environment venv
+   * (under the peers directory), where `pip install pip` puts the peer.
+   * Its hooks above are NULL. */
+  const char *driver;
+  const char *venv;
+  const char *pip;
+  const char *const *dargs; /* the driver's own arguments, NULL-ended */
 } suite_adapter;
 
 /* The adapters (weak: one not built in is simply absent). */
@@ -86,5 +95,9 @@ extern const suite_adapter suite_memcached __attribute__((weak));
 extern const suite_adapter suite_posix __attribute__((weak));
 extern const suite_adapter suite_lmdb __attribute__((weak));
 extern const suite_adapter suite_hdf5 __attribute__((weak));
+extern const suite_adapter suite_mooncake __attribute__((weak));
+extern const suite_adapter suite_lmcache_cpu __attribute__((weak));
+extern const suite_adapter suite_lmcache_disk __attribute__((weak));
+extern const suite_adapter suite_lmcache_server __attribute__((weak));
 
 #endif /* CASCADE_SUITE_H */
