@@ -17,6 +17,8 @@
  *   suite.c       `cascade bench suite`: the same workloads on many real
  *                 storage systems, each behind an adapter (suite.h,
  *                 suite_*.c)
+ *   report.c      `cascade bench report`: bench suite's result files as
+ *                 Markdown tables and gnuplot PNGs
  *   servers.c     real servers started by the benchmarks: free port,
  *                 spawn with a death signal, wait for PING, stop and reap
  *   replay.c      `cascade replay`: a trace (or the synthetic workload)
@@ -284,6 +286,7 @@ int cli_bench_dram(int argc, char **argv, const cli_common *co);
 int cli_bench_disk(int argc, char **argv, const cli_common *co);
 int cli_bench_server(int argc, char **argv, const cli_common *co);
 int cli_bench_suite(int argc, char **argv, const cli_common *co);
+int cli_bench_report(int argc, char **argv, const cli_common *co);
 
 void cli_demo_usage(FILE *f);
 void cli_bench_usage(FILE *f);
@@ -292,6 +295,7 @@ void cli_bench_dram_usage(FILE *f);
 void cli_bench_disk_usage(FILE *f);
 void cli_bench_server_usage(FILE *f);
 void cli_bench_suite_usage(FILE *f);
+void cli_bench_report_usage(FILE *f);
 void cli_put_usage(FILE *f);
 void cli_get_usage(FILE *f);
 void cli_del_usage(FILE *f);

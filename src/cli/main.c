@@ -54,6 +54,8 @@ static void usage(FILE *f) {
           "(redis,\n"
           "                memcached, posix files, LMDB, HDF5), every byte "
           "checked\n"
+          "  bench report  bench suite's results as Markdown tables and "
+          "gnuplot PNGs\n"
           "  replay        replay a trace (or a synthetic workload) through "
           "the store;\n"
           "                --compare: every policy, Belady and infinite "
@@ -173,7 +175,8 @@ static int cmd_config(int argc, char **argv, const cli_common *co0) {
 /* ---- bench ---------------------------------------------------------------- */
 
 void cli_bench_usage(FILE *f) {
-  fprintf(f, "Usage: cascade bench dram|disk|server|suite [OPTIONS]\n\n");
+  fprintf(f,
+          "Usage: cascade bench dram|disk|server|suite|report [OPTIONS]\n\n");
   cli_bench_dram_usage(f);
   fputc('\n', f);
   cli_bench_disk_usage(f);
@@ -181,12 +184,14 @@ void cli_bench_usage(FILE *f) {
   cli_bench_server_usage(f);
   fputc('\n', f);
   cli_bench_suite_usage(f);
+  fputc('\n', f);
+  cli_bench_report_usage(f);
 }
 
 int cli_cmd_bench(int argc, char **argv, const cli_common *co) {
   if (argc < 2) {
-    cli_err("bench: which benchmark? (known: dram, disk, server, suite; see "
-            "cascade bench --help)");
+    cli_err("bench: which benchmark? (known: dram, disk, server, suite, "
+            "report; see cascade bench --help)");
     return CLI_USAGE;
   }
   if (is_help(argv[1])) {
@@ -201,7 +206,10 @@ int cli_cmd_bench(int argc, char **argv, const cli_common *co) {
     return cli_bench_server(argc - 2, argv + 2, co);
   if (strcmp(argv[1], "suite") == 0)
     return cli_bench_suite(argc - 2, argv + 2, co);
-  cli_err("bench: unknown benchmark '%s' (known: dram, disk, server, suite)",
+  if (strcmp(argv[1], "report") == 0)
+    return cli_bench_report(argc - 2, argv + 2, co);
+  cli_err("bench: unknown benchmark '%s' (known: dram, disk, server, suite, "
+          "report)",
           argv[1]);
   return CLI_USAGE;
 }

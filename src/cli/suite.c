@@ -110,6 +110,7 @@
 
 #include <json-c/json.h>
 
+#include "../sim/trace.h"
 #include "cli.h"
 #include "suite.h"
 
@@ -127,9 +128,10 @@
 #define MSG_MAX (SUITE_MSG + 256)
 #define MAX_REPEAT 20
 
-enum { WL_WRITE, WL_HOT, WL_MIXED, WL_CONTENTION, WL_COLD, NWL };
-static const char *const wl_name[NWL] = {"write", "hot-read", "mixed",
-                                         "contention", "cold-read"};
+enum { WL_WRITE, WL_HOT, WL_MIXED, WL_CONTENTION, WL_COLD, WL_REPLAY, NWL };
+static const char *const wl_name[NWL] = {"write",      "hot-read",
+                                         "mixed",      "contention",
+                                         "cold-read",  "replay"};
 
 enum { ST_OK, ST_FAILED, ST_SKIPPED };
 
@@ -163,6 +165,8 @@ struct run {
 
 struct result {
   const suite_adapter *a;
+  double hit;     /* replay: share of input blocks found (prefix hits) */
+  uint64_t reqs;  /* replay: requests */
   int wl, status;
   char reason[MSG_MAX];
   char version[256];
@@ -182,6 +186,12 @@ struct suite {
   int write_pct; /* mixed: percent of calls that put */
   int cthreads;  /* contention: its threads */
   uint64_t hot;  /* contention: blocks of the shared prefix */
+  const char *trace_opt; /* replay: the trace file (NULL: synthetic) */
+  sim_trace tr;          /* replay: its requests */
+  size_t nreq;           /* replay: the leading requests replayed */
+  uint64_t rblocks;      /* replay: their input blocks */
+  int with_output;       /* replay: answers are stored too (synthetic) */
+  char trace_desc[256];
   int repeat; /* rounds of every system (--repeat) */
   int whole; /* reads: every block kept, compared after the pass */
   FILE *out; /* the human text: stdout, stderr with --json */
@@ -222,7 +232,10 @@ struct worker {
   struct suite *s;
   const suite_adapter *a;
   void *h;
-  int t, wl; /* wl: WL_WRITE puts, WL_MIXED both, else gets */
+  int t, wl; /* wl: WL_WRITE puts, WL_MIXED both, WL_REPLAY requests,
+                else gets */
+  uint64_t hits, looked, moved; /* replay: prefix hits, input blocks, blocks
+                                   read or written */
   int whole;  /* reads into one buffer of all its blocks, compared after */
   uint64_t *idx; /* the blocks of the current call */
   pthread_t th;
@@ -252,6 +265,7 @@ void cli_bench_suite_usage(FILE *f) {
       "[--keep]\n"
       "                           [--write-pct P] [--contention-threads N] "
       "[--hot-blocks N]\n"
+      "                           [--trace FILE] [--peers DIR]\n"
       "\n"
       "Run the same workloads, with the same data, on every storage system "
       "built in,\n"
@@ -269,6 +283,12 @@ void cli_bench_suite_usage(FILE *f) {
       "             blocks (a shared prompt prefix), as many blocks in all "
       "as the\n"
       "             working set\n"
+      "  replay     from an empty store, the requests of a trace (--trace, "
+      "else a\n"
+      "             synthetic chat/RAG workload) that fit in the working "
+      "set: get the\n"
+      "             prefix present, put the rest (prefix hit ratio, "
+      "latency per request)\n"
       "  cold-read  the system's cold step (drop the page cache, restart "
       "the store on\n"
       "             its files), then as hot-read; skipped for systems that "
@@ -281,8 +301,8 @@ void cli_bench_suite_usage(FILE *f) {
       "                     cascade-server, redis, memcached,\n"
       "                     posix-file-per-block, lmdb, hdf5, mooncake,\n"
       "                     lmcache-cpu, lmcache-disk, lmcache-server]\n"
-      "  --workloads LIST   write, hot-read, mixed, contention, cold-read "
-      "[all]\n"
+      "  --workloads LIST   write, hot-read, mixed, contention, cold-read, "
+      "replay [all]\n"
       "  --block SIZE       bytes per block [1m; --quick: 256k]\n"
       "  --model NAME       the block of NAME's KV cache: llama3-8b (128 "
       "KiB/token),\n"
@@ -318,6 +338,9 @@ void cli_bench_suite_usage(FILE *f) {
       "  --contention-threads N  contention: threads, 1..%d [4]\n"
       "  --hot-blocks N     contention: blocks of the shared prefix "
       "[--batch]\n"
+      "  --trace FILE       replay: a Mooncake JSONL trace, or an Azure LLM "
+      "CSV (.csv)\n"
+      "                     [synthetic chat/RAG, from --seed]\n"
       "  --keep             keep the data directory\n"
       "  --quick            a tiny run of every system (for the tests)\n"
       "  --json             also print every result as one JSON object per "
@@ -390,6 +413,93 @@ static void check_gets(struct worker *w, int n, int bytes) {
   }
 }
 
+/* replay: requests t, t + T, ... of the trace, as an inference engine
+ * makes them (src/sim/sim.h): get the input blocks in batches up to the
+ * first one missing (the prefix hit; every byte of it compared), then put
+ * the input blocks from there on (and, for the synthetic workload, the
+ * answer's blocks, which its next turn repeats).  Block id d is key d,
+ * bytes block_src(d).
+ * The time and a request's latency are its calls' spans. */
+static void replay_worker(struct worker *w) {
+  const struct suite *s = w->s;
+  char msg[SUITE_MSG];
+
+  for (size_t q = (size_t)w->t; q < s->nreq && !w->fail;
+       q += (size_t)s->threads) {
+    const sim_req *rq = &s->tr.req[q];
+    const uint32_t *ids = s->tr.blk + rq->off;
+    uint32_t h = 0;
+    double span = 0;
+    int missed = 0;
+
+    for (int put = 0; put < 2 && !w->fail; put++, missed = 0)
+      for (uint32_t j = h, end = rq->nin + (put && s->with_output ? rq->nout
+                                                                 : 0);
+           j < end && !missed && !w->fail;) {
+        int n = (int)(end - j < (uint32_t)s->batch ? end - j
+                                                   : (uint32_t)s->batch);
+        double t0, t1;
+        int r, k = 0;
+
+        for (int i = 0; i < n; i++) {
+          suite_item *it = &w->it[i];
+          uint64_t b = ids[j + (uint32_t)i];
+
+          w->idx[i] = b;
+          it->key = s->keys[b];
+          it->klen = KEY_LEN;
+          it->val = put ? (void *)block_src(s, b)
+                        : w->buf + (size_t)i * s->block;
+          it->vlen = s->block;
+          it->rc = -EINPROGRESS;
+        }
+        msg[0] = '\0';
+        t0 = cli_now();
+        r = put ? w->a->put(w->h, w->it, n, msg, sizeof msg)
+                : w->a->get(w->h, w->it, n, msg, sizeof msg);
+        t1 = cli_now();
+        span += t1 - t0;
+        if (r < 0) {
+          char d[SUITE_MSG + 64];
+
+          w->errors++;
+          snprintf(d, sizeof d, "%s (%s)", msg[0] ? msg : "failed",
+                   cascade_strerror(r));
+          wfail(w, put ? "replay: put of a batch from key %s: %s"
+                       : "replay: get of a batch from key %s: %s",
+                s->keys[w->idx[0]], d);
+          break;
+        }
+        if (put) {
+          for (int i = 0; i < n; i++)
+            if (w->it[i].rc != 0) {
+              w->errors++;
+              wfail(w, "key %s: put failed: %s", s->keys[w->idx[i]],
+                    msg[0] ? msg : cascade_strerror(w->it[i].rc));
+            }
+          k = n;
+        } else {
+          while (k < n && w->it[k].rc == 0) k++;
+          for (int i = k; i < n; i++)
+            if (w->it[i].rc != 0 && w->it[i].rc != -ENOENT) {
+              w->errors++;
+              wfail(w, "key %s: get failed: %s", s->keys[w->idx[i]],
+                    cascade_strerror(w->it[i].rc));
+            }
+          check_gets(w, k, 1); /* the prefix found */
+          h += (uint32_t)k;
+          if (k < n) missed = 1;
+        }
+        w->moved += (uint64_t)k;
+        j += (uint32_t)n;
+      }
+    w->hits += h;
+    w->looked += rq->nin;
+    w->lat[w->nlat++] = (uint64_t)(span * 1e9);
+    w->busy += span;
+  }
+}
+
 /* The calls of a worker.  write: its blocks [first, last) in batches.
  * hot-read, cold-read: the same, gets.  mixed: the same walk, each call
  * a put with probability write_pct (of new blocks nblocks + j.., never
@@ -407,6 +517,11 @@ static void *worker_main(void *arg) {
   while (w->go->go == 0) pthread_cond_wait(&w->go->cv, &w->go->mu);
   if (w->go->go < 0) w->fail = 1;
   pthread_mutex_unlock(&w->go->mu);
+  if (w->wl == WL_REPLAY) {
+    replay_worker(w);
+    w->t_end = cli_now();
+    return NULL;
+  }
   for (uint64_t c = 0, j = w->first; j < w->last && !w->fail; c++) {
     int n = (int)(w->last - j < (uint64_t)s->batch ? w->last - j
                                                    : (uint64_t)s->batch);
@@ -523,6 +638,8 @@ static int run_pass(struct suite *s, const suite_adapter *a, void *st,
     calls = (x->last - x->first + (uint64_t)s->batch - 1) / (uint64_t)s->batch;
     if (wl == WL_CONTENTION) /* calls stop at the end of the hot prefix */
       calls += (x->last - x->first) / s->hot + 1;
+    if (wl == WL_REPLAY) /* a latency per request */
+      calls = s->nreq / (uint64_t)T + 1;
     x->it = calloc((size_t)s->batch, sizeof *x->it);
     x->idx = calloc((size_t)s->batch, sizeof *x->idx);
     x->lat = calloc(calls + 1, sizeof *x->lat);
@@ -628,7 +745,19 @@ static int run_pass(struct suite *s, const suite_adapter *a, void *st,
     r->max = nall ? all[nall - 1] : 0;
     r->secs = secs;
     r->blocks = s->nblocks;
-    r->bytes = s->nblocks * s->block;
+    if (wl == WL_REPLAY) {
+      uint64_t hits = 0, looked = 0;
+
+      r->blocks = 0;
+      for (int t = 0; t < T; t++) {
+        r->blocks += w[t].moved;
+        hits += w[t].hits;
+        looked += w[t].looked;
+      }
+      r->hit = looked ? (double)hits / (double)looked : 0;
+      r->reqs = s->nreq;
+    }
+    r->bytes = r->blocks * s->block;
     r->gbps = secs > 0 ? (double)r->bytes / secs / 1e9 : 0;
     r->ops = secs > 0 ? (double)r->blocks / secs : 0;
     r->errors = errors;
@@ -816,12 +945,24 @@ static void json_result(const struct suite *s, const struct result *r,
             : s->whole && (r->wl == WL_HOT || r->wl == WL_COLD)
                 ? "one span, first get to last get; every byte "
                   "compared after it"
-            : r->wl == WL_MIXED
+            : r->wl == WL_MIXED || r->wl == WL_REPLAY
                 ? "largest per-thread sum of put- and get-call spans, "
                   "every byte read compared between calls"
                 : "largest per-thread sum of get-call spans, every "
                   "byte compared between calls",
             s->batch, r->p50, r->p90, r->p99, r->p999, r->max, r->mean);
+    if (r->wl == WL_REPLAY) {
+      fprintf(f, ",\"replay\":{\"trace\":");
+      cli_json_str(f, s->trace_desc);
+      fprintf(f, ",\"requests\":%" PRIu64 ",\"input_blocks\":%" PRIu64
+                 ",\"prefix_hit_ratio\":",
+              r->reqs, s->rblocks);
+      cli_json_num(f, r->hit);
+      fprintf(f, ",\"requests_per_sec\":");
+      cli_json_num(f, r->secs > 0 ? (double)r->reqs / r->secs : 0);
+      fprintf(f, ",\"latency\":\"per request: the spans of its get and "
+                 "put calls\"}");
+    }
     if (s->repeat > 1) json_runs(r, f);
     fprintf(f, "}");
   }
@@ -1143,6 +1284,23 @@ static void run_system(struct suite *s, int si, int rep) {
     s->step++;
     r = get_result(s, a, wl, version, rep);
     err[0] = '\0';
+    if (wl == WL_REPLAY) { /* from an empty store (untimed clear) */
+      if (s->nreq == 0 && r->nrun == 0) {
+        r->status = ST_SKIPPED;
+        snprintf(r->reason, sizeof r->reason, "%s", s->trace_desc);
+        continue;
+      }
+      msg[0] = '\0';
+      e = a->clear(st, msg, sizeof msg);
+      if (e != 0) {
+        snprintf(err, sizeof err, "%s (%s)", msg[0] ? msg : "failed",
+                 cascade_strerror(e));
+        snprintf(stage, sizeof stage, "clear before replay%s", run);
+        fail_result(s, r, stage, err, &bad);
+        break;
+      }
+      loaded = 1; /* nothing to load: it stores what it misses */
+    }
     if (wl != WL_WRITE && !loaded) {
       snprintf(what, sizeof what, "%s: loading%s", a->name, run);
       cli_progress(s->step, s->nsteps, what);
@@ -1466,7 +1624,7 @@ static void run_driver(struct suite *s, int si, int rep) {
 
       r->status = ST_SKIPPED;
       snprintf(r->reason, sizeof r->reason, "%s",
-               wl == WL_MIXED || wl == WL_CONTENTION
+               wl == WL_MIXED || wl == WL_CONTENTION || wl == WL_REPLAY
                    ? "its driver runs write, hot-read and cold-read only"
                    : wl == WL_COLD ? "no cold read (memory)"
                                    : "its driver gave no result");
@@ -1475,6 +1633,70 @@ static void run_driver(struct suite *s, int si, int rep) {
   cli_rm_tree(dir, 0);
   sync();
   system_rows(s, si, rep, step0, nwl);
+}
+
+/* ---- The replay's trace ----------------------------------------------------- */
+
+/* The trace (--trace: a Mooncake JSONL file, or an Azure LLM CSV by its
+ * .csv name, 16 tokens per block; else the built-in synthetic chat/RAG
+ * workload, seeded from --seed), and how many of its leading requests the
+ * working set holds: every input block id below nblocks (the trace numbers
+ * ids in order of first appearance).  0, or -1 with a message. */
+static int load_replay(struct suite *s) {
+  char err[512] = "";
+  int rc;
+  size_t n = s->trace_opt ? strlen(s->trace_opt) : 0;
+
+  if (s->trace_opt != NULL && n >= 4 &&
+      strcmp(s->trace_opt + n - 4, ".csv") == 0) {
+    sim_trace_init(&s->tr, 16, "azure");
+    rc = sim_trace_load_azure(&s->tr, s->trace_opt, 0, 16, 0, err,
+                              sizeof err);
+  } else if (s->trace_opt != NULL) {
+    sim_trace_init(&s->tr, 512, "mooncake");
+    rc = sim_trace_load_mooncake(&s->tr, s->trace_opt, 0, err, sizeof err);
+  } else {
+    sim_synth syn;
+
+    /* a suite block is a large KV chunk (256 tokens): prompts, documents,
+     * messages and answers of a few blocks each */
+    sim_synth_defaults(&syn);
+    syn.seed = s->seed;
+    syn.tpb = 256;
+    syn.system_blocks = 4;
+    syn.doc_blocks = 4;
+    syn.user_blocks = 1;
+    syn.output_blocks = 1;
+    s->with_output = 1; /* the next turn's input repeats the answer's ids */
+    sim_trace_init(&s->tr, syn.tpb, "synthetic");
+    rc = sim_trace_synth(&s->tr, &syn, err, sizeof err);
+  }
+  if (rc < 0) {
+    cli_err("bench suite: --trace: %s", err);
+    return -1;
+  }
+  for (s->nreq = 0; s->nreq < s->tr.nreq; s->nreq++) {
+    const sim_req *q = &s->tr.req[s->nreq];
+    int fits = 1;
+
+    for (uint32_t i = 0; i < q->nin + (s->with_output ? q->nout : 0) && fits;
+         i++)
+      fits = s->tr.blk[q->off + i] < s->nblocks;
+    if (!fits) break;
+    s->rblocks += q->nin;
+  }
+  if (s->nreq == 0)
+    snprintf(s->trace_desc, sizeof s->trace_desc,
+             "the trace's first request needs more than %" PRIu64
+             " distinct blocks (--blocks)", s->nblocks);
+  else
+    snprintf(s->trace_desc, sizeof s->trace_desc,
+             "%.120s: the first %zu of %zu requests (%" PRIu64
+             " input blocks, at most %" PRIu64 " distinct%s)",
+             s->trace_opt ? s->trace_opt : "synthetic chat/RAG", s->nreq,
+             s->tr.nreq, s->rblocks, s->nblocks,
+             s->with_output ? "; answers stored" : "");
+  return 0;
 }
 
 /* ---- The data directory ----------------------------------------------------- */
@@ -1612,6 +1834,7 @@ static int parse_args(struct suite *s, int argc, char **argv) {
     OPT("--contention-threads", cthreads)
     OPT("--hot-blocks", hot)
     OPT("--peers", s->peers_opt)
+    OPT("--trace", s->trace_opt)
 #undef OPT
     cli_err("bench suite: unexpected argument '%s' (see cascade bench suite "
             "--help)",
@@ -1728,7 +1951,7 @@ static int parse_args(struct suite *s, int argc, char **argv) {
           s->wl[k] = found = 1;
       if (!found) {
         cli_err("bench suite: --workloads: unknown '%.*s' (write, hot-read, "
-                "mixed, contention, cold-read)",
+                "mixed, contention, cold-read, replay)",
                 (int)len, p);
         return -1;
       }
@@ -1805,6 +2028,10 @@ int cli_bench_suite(int argc, char **argv, const cli_common *co) {
     goto done;
   }
   fill_pool(s->pool, s->pool_len, s->seed);
+  if (s->wl[WL_REPLAY] && load_replay(s) != 0) {
+    rc = CLI_USAGE;
+    goto done;
+  }
   s->pool_off = mix64(s->seed);
   for (uint64_t i = 0; i < 2 * s->nblocks; i++)
     snprintf(s->keys[i], sizeof s->keys[i], "blk:%016llx",
@@ -1860,6 +2087,7 @@ done:
               strerror(errno));
   }
   if (s->pool != NULL) munmap(s->pool, s->pool_len);
+  if (s->wl[WL_REPLAY]) sim_trace_free(&s->tr);
   free(s->keys);
   free(s->res);
   free(s);
