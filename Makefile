@@ -9,10 +9,15 @@
 #                       synthetic chat/RAG workload through an embedded
 #                       store with DRAM (64 MiB) and disk (256 MiB, in a
 #                       temporary directory) tiers
-#   make bench          build + `cascade bench dram --json` -> results/bench_dram.json,
+#   make bench          build + bench-suite below, then
+#                       `cascade bench dram --json` -> results/bench_dram.json,
 #                       `cascade bench disk --json` -> results/bench_disk.json,
-#                       `cascade bench server --json` -> results/bench_server.json,
+#                       `cascade bench server --json` -> results/bench_server.json
+#   make bench-suite    build + the Python peers (scripts/peers.sh: Mooncake
+#                       Store, LMCache into .peers/; PEERS= skips them) +
 #                       `cascade bench suite` -> results/<system>_<workload>_*.json
+#                       + `cascade bench report` -> docs/bench/suite.md and
+#                       docs/bench/*.png (under 10 minutes on 2 cores)
 #   make asan           build-asan/: Debug -O1, ASan+UBSan, -Werror, all tests
 #   make tsan           build-tsan/: Debug -O1, TSan, -Werror, tests labelled
 #                       "concurrency"
@@ -94,7 +99,8 @@ SAN_ARGS := -DCMAKE_C_FLAGS_DEBUG='-O1 -g'
 
 .NOTPARALLEL:
 .DEFAULT_GOAL := build
-.PHONY: all build test run bench asan tsan clang fuzz install clean format \
+.PHONY: all build test run bench bench-suite asan tsan clang fuzz install \
+	clean format \
 	format-check help
 
 all: build
@@ -114,11 +120,19 @@ run:
 	./$(CASCADE_BIN) demo
 	./$(CASCADE_BIN) replay --dram 64m --disk 256m
 
-# The JSON goes to stdout (tee'd to the file); keep human output on stderr.
-bench:
+# The suite's report is written even when a system failed (the status of
+# the suite is kept).
+bench-suite:
 	$(DEPS) bench
 	-scripts/peers.sh
 	$(call configure,$(BUILD_DIR),$(CC),$(BUILD_TYPE),$(call onoff,$(WERROR)))
+	mkdir -p results docs/bench
+	./$(CASCADE_BIN) bench suite --results results; status=$$?; \
+	./$(CASCADE_BIN) bench report --results results \
+		--out docs/bench/suite.md --plots docs/bench && exit $$status
+
+# The JSON goes to stdout (tee'd to the file); keep human output on stderr.
+bench: bench-suite
 	mkdir -p results
 	set -o pipefail; ./$(CASCADE_BIN) bench dram --json \
 		| tee results/bench_dram.json.tmp
@@ -132,7 +146,6 @@ bench:
 		| tee results/bench_server.json.tmp
 	mv results/bench_server.json.tmp results/bench_server.json
 	@echo "wrote results/bench_server.json"
-	./$(CASCADE_BIN) bench suite --results results
 
 asan:
 	$(DEPS) sanitize

@@ -73,6 +73,7 @@ def main():
     dst_t = torch.from_numpy(dst)
     out, procs = [], []
     loop = thread = be = cpu = None
+    cur = ["write"]  # the workload a failure is reported on
     cpu_gb = (total * 5 // 4 + GB // 4) / GB
     extra = {"backend": a.backend, "max_local_cpu_size_gb": round(cpu_gb, 3),
              "shape": list(shape), "fmt": "KV_2LTD"}
@@ -157,6 +158,7 @@ def main():
                                  a.blocks, lat, 0, extra=extra))
 
         def read(wl):
+            cur[0] = wl
             lat = []
             dst[:] = 0
             t0 = pc.now()
@@ -208,8 +210,9 @@ def main():
                 raise RuntimeError("clear: %d of 16 keys still present" %
                                    left)
     except Exception as e:  # noqa: BLE001
-        out.append(pc.result(name, kind, ver, "write", a, 0, 0, 0, [], 1,
-                             "failed", "%s: %s" % (type(e).__name__, e)))
+        out.append(pc.result(name, kind, ver, cur[0], a, 0, 0, 0, [], 1,
+                             "failed", "%s: %s: %s" % (cur[0], type(e).__name__,
+                                                       e)))
     finally:
         for b in (be, cpu):
             try:

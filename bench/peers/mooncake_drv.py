@@ -74,6 +74,7 @@ def main():
     d = pc.Data(a.seed, a.block, a.blocks)
     out = []
     store = None
+    cur = "write"  # the workload a failure is reported on
     try:
         rpc, meta, metrics = pc.free_port(), pc.free_port(), pc.free_port()
         m = spawn("mooncake_master", [
@@ -150,6 +151,7 @@ def main():
                                  total, a.blocks, lat, errs, extra=extra))
 
         # hot-read: into one buffer, then compare every byte
+        cur = "hot-read"
         lat = []
         t0 = pc.now()
         for j in range(0, a.blocks, a.batch):
@@ -195,8 +197,8 @@ def main():
             store.unregister_buffer(pool_a)
             store.unregister_buffer(dst_a)
     except Exception as e:  # one failed result, with the reason
-        out.append(pc.result("mooncake", "memory", ver, "write", a, 0, 0, 0,
-                             [], 1, "failed", str(e)))
+        out.append(pc.result("mooncake", "memory", ver, cur, a, 0, 0, 0,
+                             [], 1, "failed", "%s: %s" % (cur, e)))
     finally:
         if store is not None:
             store.close()

@@ -413,6 +413,48 @@ static void check_gets(struct worker *w, int n, int bytes) {
   }
 }
 
+/* Item k of the next call: block b, its value at val. */
+static void set_item(struct worker *w, int k, uint64_t b, const void *val) {
+  suite_item *it = &w->it[k];
+
+  w->idx[k] = b;
+  it->key = w->s->keys[b];
+  it->klen = KEY_LEN;
+  it->val = (void *)val;
+  it->vlen = w->s->block;
+  it->rc = -EINPROGRESS;
+}
+
+/* Put or get the n items set: the call's span in seconds.  A failed call,
+ * or an item a put rejected, fails the worker (w->fail). */
+static double call_batch(struct worker *w, int put, int n) {
+  const struct suite *s = w->s;
+  char msg[SUITE_MSG] = "";
+  double t0 = cli_now(), t1;
+  int r = put ? w->a->put(w->h, w->it, n, msg, sizeof msg)
+              : w->a->get(w->h, w->it, n, msg, sizeof msg);
+
+  t1 = cli_now();
+  if (r < 0) {
+    char d[SUITE_MSG + 64];
+
+    w->errors++;
+    snprintf(d, sizeof d, "%s (%s)", msg[0] ? msg : "failed",
+             cascade_strerror(r));
+    wfail(w, put ? "put of a batch from key %s: %s"
+                 : "get of a batch from key %s: %s",
+          s->keys[w->idx[0]], d);
+  } else if (put) {
+    for (int k = 0; k < n; k++)
+      if (w->it[k].rc != 0) {
+        w->errors++;
+        wfail(w, "key %s: put failed: %s", s->keys[w->idx[k]],
+              msg[0] ? msg : cascade_strerror(w->it[k].rc));
+      }
+  }
+  return t1 - t0;
+}
+
 /* replay: requests t, t + T, ... of the trace, as an inference engine
  * makes them (src/sim/sim.h): get the input blocks in batches up to the
  * first one missing (the prefix hit; every byte of it compared), then put
@@ -422,7 +464,6 @@ static void check_gets(struct worker *w, int n, int bytes) {
  * The time and a request's latency are its calls' spans. */
 static void replay_worker(struct worker *w) {
   const struct suite *s = w->s;
-  char msg[SUITE_MSG];
 
   for (size_t q = (size_t)w->t; q < s->nreq && !w->fail;
        q += (size_t)s->threads) {
@@ -438,45 +479,17 @@ static void replay_worker(struct worker *w) {
            j < end && !missed && !w->fail;) {
         int n = (int)(end - j < (uint32_t)s->batch ? end - j
                                                    : (uint32_t)s->batch);
-        double t0, t1;
-        int r, k = 0;
+        int k = 0;
 
         for (int i = 0; i < n; i++) {
-          suite_item *it = &w->it[i];
           uint64_t b = ids[j + (uint32_t)i];
 
-          w->idx[i] = b;
-          it->key = s->keys[b];
-          it->klen = KEY_LEN;
-          it->val = put ? (void *)block_src(s, b)
-                        : w->buf + (size_t)i * s->block;
-          it->vlen = s->block;
-          it->rc = -EINPROGRESS;
+          set_item(w, i, b, put ? (const void *)block_src(s, b)
+                                : w->buf + (size_t)i * s->block);
         }
-        msg[0] = '\0';
-        t0 = cli_now();
-        r = put ? w->a->put(w->h, w->it, n, msg, sizeof msg)
-                : w->a->get(w->h, w->it, n, msg, sizeof msg);
-        t1 = cli_now();
-        span += t1 - t0;
-        if (r < 0) {
-          char d[SUITE_MSG + 64];
-
-          w->errors++;
-          snprintf(d, sizeof d, "%s (%s)", msg[0] ? msg : "failed",
-                   cascade_strerror(r));
-          wfail(w, put ? "replay: put of a batch from key %s: %s"
-                       : "replay: get of a batch from key %s: %s",
-                s->keys[w->idx[0]], d);
-          break;
-        }
+        span += call_batch(w, put, n);
+        if (w->fail) break;
         if (put) {
-          for (int i = 0; i < n; i++)
-            if (w->it[i].rc != 0) {
-              w->errors++;
-              wfail(w, "key %s: put failed: %s", s->keys[w->idx[i]],
-                    msg[0] ? msg : cascade_strerror(w->it[i].rc));
-            }
           k = n;
         } else {
           while (k < n && w->it[k].rc == 0) k++;
@@ -511,7 +524,6 @@ static void *worker_main(void *arg) {
   struct worker *w = arg;
   const struct suite *s = w->s;
   uint64_t hc = 0; /* contention: the next block of the hot prefix */
-  char msg[SUITE_MSG];
 
   pthread_mutex_lock(&w->go->mu);
   while (w->go->go == 0) pthread_cond_wait(&w->go->cv, &w->go->mu);
@@ -527,8 +539,7 @@ static void *worker_main(void *arg) {
                                                    : (uint64_t)s->batch);
     int put = w->wl == WL_WRITE;
     uint64_t b0 = j;
-    double t0, t1;
-    int r;
+    double span;
 
     if (w->wl == WL_MIXED) {
       put = mix64(s->seed ^ ((uint64_t)w->t << 40) ^ c) % 100 <
@@ -540,46 +551,18 @@ static void *worker_main(void *arg) {
       hc = (hc + (uint64_t)n) % s->hot;
     }
     for (int k = 0; k < n; k++) {
-      suite_item *it = &w->it[k];
       uint64_t b = b0 + (uint64_t)k;
 
-      w->idx[k] = b;
-      it->key = s->keys[b];
-      it->klen = KEY_LEN;
-      it->val = put        ? (void *)block_src(s, b)
-                : w->whole ? w->buf + (size_t)(b - w->first) * s->block
-                           : w->buf + (size_t)k * s->block;
-      it->vlen = s->block;
-      it->rc = -EINPROGRESS;
+      set_item(w, k, b,
+               put        ? (const void *)block_src(s, b)
+               : w->whole ? w->buf + (size_t)(b - w->first) * s->block
+                          : w->buf + (size_t)k * s->block);
     }
-    msg[0] = '\0';
-    t0 = cli_now();
-    r = put ? w->a->put(w->h, w->it, n, msg, sizeof msg)
-            : w->a->get(w->h, w->it, n, msg, sizeof msg);
-    t1 = cli_now();
-    w->lat[w->nlat++] = (uint64_t)((t1 - t0) * 1e9);
-    w->busy += t1 - t0;
-    if (r < 0) {
-      char d[SUITE_MSG + 64];
-
-      w->errors++;
-      snprintf(d, sizeof d, "%s (%s)", msg[0] ? msg : "failed",
-               cascade_strerror(r));
-      wfail(w, put ? "put of a batch from key %s: %s"
-                   : "get of a batch from key %s: %s",
-            s->keys[b0], d);
-      break;
-    }
-    if (put) {
-      for (int k = 0; k < n; k++)
-        if (w->it[k].rc != 0) {
-          w->errors++;
-          wfail(w, "key %s: put failed: %s", s->keys[w->idx[k]],
-                msg[0] ? msg : cascade_strerror(w->it[k].rc));
-        }
-    } else {
-      check_gets(w, n, !w->whole);
-    }
+    span = call_batch(w, put, n);
+    w->lat[w->nlat++] = (uint64_t)(span * 1e9);
+    w->busy += span;
+    if (w->fail) break;
+    if (!put) check_gets(w, n, !w->whole);
     j += (uint64_t)n;
   }
   w->t_end = cli_now();
@@ -1577,7 +1560,12 @@ static void run_driver(struct suite *s, int si, int rep) {
         continue;
       }
       seen[wl] = 1;
-      r = get_result(s, a, wl, jstr(o, "version"), rep);
+      /* a failure is reported on the row of the workload it names, which
+       * may have a result already (the driver stops at a failure) */
+      r = NULL;
+      for (int k = 0; k < s->nres && r == NULL; k++)
+        if (s->res[k].a == a && s->res[k].wl == wl) r = &s->res[k];
+      if (r == NULL) r = new_result(s, a, wl, jstr(o, "version"));
       if (strcmp(st, "skipped") == 0 && r->nrun == 0) {
         r->status = ST_SKIPPED;
         snprintf(r->reason, sizeof r->reason, "%s",
