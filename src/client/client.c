@@ -685,6 +685,7 @@ static int idx_live(cascade_client *cl) {
   cl->mono_ns = now;
   cl->tepoch = (uint32_t)(now / TOUCH_EPOCH_NS) + 1;
   if (now - cl->alive_ns < ALIVE_NS) return 1;
+  r_drain(cl); /* replies due before a close would hide it from the peek */
   char b;
   ssize_t r = recv(cl->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
   if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&

@@ -603,7 +603,7 @@ static void *race_writer(void *arg) {
   static uint8_t v[RACE_LEN];
   uint64_t ver = 1;
   while (!race_stop) {
-    char key[8];
+    char key[16];
     snprintf(key, sizeof key, "r%d", (int)(ver % RACE_KEYS));
     race_value(v, ver);
     if (cascade_client_put(cl, key, strlen(key), v, RACE_LEN, NULL) != 0) {
@@ -622,7 +622,7 @@ static void test_get_into_no_torn_reads(void **state) {
   cascade_client *cl = NULL;
   assert_int_equal(cascade_client_connect(sock, NULL, NULL, &cl), 0);
   static uint8_t v[RACE_LEN], want[RACE_LEN], out[RACE_KEYS][RACE_LEN];
-  char keys[RACE_KEYS][8];
+  char keys[RACE_KEYS][16];
   for (int i = 0; i < RACE_KEYS; i++) {
     snprintf(keys[i], sizeof keys[i], "r%d", i);
     race_value(v, (uint64_t)i + RACE_KEYS * 1000000u);
