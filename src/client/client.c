@@ -739,7 +739,7 @@ static int idx_find(cascade_client *cl, const cascade_get_item *it,
     uint64_t off = atomic_load_explicit(&s->off, memory_order_relaxed);
     uint64_t len = atomic_load_explicit(&s->len, memory_order_relaxed);
     uint64_t exp = atomic_load_explicit(&s->expire_ns, memory_order_relaxed);
-    atomic_thread_fence(memory_order_acquire);
+    shmidx_fence(memory_order_acquire);
     if (atomic_load_explicit(&s->seq, memory_order_relaxed) != q) return 0;
     if (sh2 != h2) continue;
     if (exp) {
@@ -767,7 +767,7 @@ static int idx_copy(cascade_client *cl, cascade_get_item *it,
     return 1;
   }
   copy_value(it->buf, cl->arena + hit->off, (size_t)hit->len);
-  atomic_thread_fence(memory_order_acquire);
+  shmidx_fence(memory_order_acquire);
   if (atomic_load_explicit(&hit->s->seq, memory_order_relaxed) != hit->q) {
     it->vlen = 0;
     return 0;

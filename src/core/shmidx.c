@@ -31,7 +31,7 @@ static shmidx_slot *slot_at(cascade *c, uint64_t i) {
 static void pub_begin(shmidx_slot *s) {
   uint64_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
   atomic_store_explicit(&s->seq, q + 1, memory_order_relaxed);
-  atomic_thread_fence(memory_order_seq_cst);
+  shmidx_fence(memory_order_seq_cst);
 }
 
 static void pub_end(shmidx_slot *s) {
