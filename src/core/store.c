@@ -6,7 +6,8 @@
  *
  * Put (cascade_put is a batch of one):
  *   0. no lock:   hash every value (SHA-256) unless a content id was given
- *                 or dedup is off.
+ *                 or dedup is off; a batch of large values on the hash
+ *                 pool's threads too (hashpool.c, hash.threads).
  *   1. mem_lock:  NX/XX checks; a value whose content is stored already is
  *                 attached to that block at once (no copy); otherwise an
  *                 extent is allocated, evicting as needed.  The new block is
@@ -1166,6 +1167,10 @@ int cascade_open(const cascade_config *cfg, cascade **out) {
   rc = dram_open(&dopt, &c->dram);
   if (rc < 0) goto fail;
   c->base = dram_base(c->dram);
+  if (c->cfg.dedup &&
+      (rc = hashpool_open(hashpool_threads(c->cfg.hash_threads), &c->hpool)) <
+          0)
+    goto fail;
   if (c->cfg.disk_dir[0] && (rc = disk_start(c)) < 0) goto fail;
   *out = c;
   return 0;
@@ -1235,6 +1240,7 @@ void cascade_close(cascade *c) {
   }
   free(c->get_lat);
   free(c->put_lat);
+  hashpool_close(c->hpool);
   dram_close(c->dram);
   pthread_mutex_destroy(&c->mem_lock);
   pthread_mutex_destroy(&c->pf_lock);
@@ -1399,8 +1405,15 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
   int rc = lk_ns(c, &nslk, ns);
   if (rc < 0) return rc;
   put_state stack_ps[16];
+  hash_job stack_hj[16];
   put_state *ps = n <= 16 ? stack_ps : calloc(n, sizeof *ps);
-  if (!ps) return -ENOMEM;
+  hash_job *hj = n <= 16 ? stack_hj : malloc(n * sizeof *hj);
+  size_t nhj = 0;
+  if (!ps || !hj) {
+    if (ps != stack_ps) free(ps);
+    if (hj != stack_hj) free(hj);
+    return -ENOMEM;
+  }
   if (ps == stack_ps) memset(ps, 0, n * sizeof *ps);
   uint64_t cap = dram_capacity(c->dram);
   size_t nvalid = 0;
@@ -1427,13 +1440,16 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       ps[i].cid = o->cid;
       ps[i].has_cid = 1;
     } else if (c->cfg.dedup) {
-      hash_sha256_cid(it->value, it->vlen, &ps[i].cid);
+      hj[nhj++] = (hash_job){it->value, it->vlen, &ps[i].cid};
       ps[i].has_cid = 1;
     }
     ps[i].state = PS_NEW;
     it->rc = 0;
     nvalid++;
   }
+  hashpool_run(c->hpool, hj, nhj); /* the batch's values, on several
+                                      threads when they are large */
+  if (hj != stack_hj) free(hj);
 
   /* 1: conditions, dedup, allocation (mem_lock) */
   pthread_mutex_lock(&c->mem_lock);

@@ -384,6 +384,48 @@ static void test_content_id_matches_store(void **state) {
   cascade_close(c);
 }
 
+/* A batch of large values is hashed on the hash pool's threads
+ * (hash.threads): every key's content id is the SHA-256 of its own value,
+ * equal values in the batch share one block, exactly as with the caller
+ * hashing alone (hash.threads 1), for several batch sizes. */
+static void test_hash_pool_batch(void **state) {
+  (void)state;
+  enum { N = 24, LEN = 96 << 10 };
+  uint8_t *v = malloc((size_t)N * LEN);
+  assert_non_null(v);
+  for (int i = 0; i < N; i++) /* values 20..23 repeat values 0..3 */
+    tu_fill(v + (size_t)i * LEN, LEN, (uint64_t)(i % 20));
+  static const char *const threads[] = {"1", "2", "4", "16"};
+  for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+    cascade *c = tu_open_with("dram.capacity", "8m", "hash.threads",
+                              threads[t], NULL);
+    for (int n = 1; n <= N; n += 23) { /* a lone value, then a batch */
+      cascade_put_item it[N];
+      char keys[N][16];
+      for (int i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof keys[i], "h%d-%d", n, i);
+        it[i] = (cascade_put_item){keys[i], strlen(keys[i]),
+                                   v + (size_t)i * LEN, LEN, NULL, 99};
+      }
+      assert_int_equal(cascade_put_batch(c, "d", it, (size_t)n), n);
+      for (int i = 0; i < n; i++) {
+        cascade_cid want;
+        assert_int_equal(it[i].rc, 0);
+        assert_int_equal(
+            cascade_content_id(v + (size_t)i * LEN, LEN, &want), 0);
+        assert_memory_equal(info_of(c, keys[i]).cid.b, want.b,
+                            CASCADE_CID_BYTES);
+        check_value(c, keys[i], v + (size_t)i * LEN, LEN);
+      }
+    }
+    /* 1 + 24 keys over 20 distinct values: the lone value is value 0 */
+    struct cascade_stats st = tu_stats_of(c);
+    assert_int_equal(DRAM(st).blocks, 20);
+    cascade_close(c);
+  }
+  free(v);
+}
+
 /* The content table under churn: thousands of contents in three namespaces
  * stored, deleted at random (through its growth and its deletions), then
  * every content still stored must be found again by a put of equal bytes
@@ -470,6 +512,7 @@ int main(void) {
       cmocka_unit_test(test_content_id_matches_store),
       cmocka_unit_test(test_dedup_keeps_first_attributes_separate),
       cmocka_unit_test(test_content_table_churn),
+      cmocka_unit_test(test_hash_pool_batch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
