@@ -830,6 +830,76 @@ static void test_concurrent_batches_and_stats(void **state) {
   cascade_close(c);
 }
 
+/* ---- 6. the hash pool shared by many batches at once --------------------------- */
+
+#define HP_LEN (96 << 10) /* 4 values a batch: over the pool's threshold */
+
+static void *hp_worker(void *p) {
+  struct mix_arg *a = p;
+  uint64_t end = tu_now_ms() + DEADLINE_MS;
+  uint8_t *vals = malloc(4 * (size_t)HP_LEN), *buf = malloc(HP_LEN);
+  char names[4][24];
+  if (!vals || !buf) {
+    thread_fail("out of memory%s", "");
+    free(vals);
+    free(buf);
+    return NULL;
+  }
+  for (int i = 0; i < 40 && tu_now_ms() < end; i++) {
+    cascade_put_item pit[4];
+    memset(pit, 0, sizeof pit);
+    for (int j = 0; j < 4; j++) {
+      snprintf(names[j], sizeof names[j], "hp%d-%d", a->id, (i * 4 + j) % 24);
+      tu_fill(vals + (size_t)j * HP_LEN, HP_LEN,
+              ((uint64_t)a->id << 32) | (uint64_t)(i * 4 + j));
+      pit[j] = (cascade_put_item){names[j], strlen(names[j]),
+                                  vals + (size_t)j * HP_LEN, HP_LEN, NULL,
+                                  99};
+    }
+    int rc = cascade_put_batch(a->c, "hp", pit, 4);
+    if (rc != 4) {
+      thread_fail("put_batch = %d", rc);
+      break;
+    }
+    for (int j = 0; j < 4; j++) {
+      size_t vlen = 0;
+      struct cascade_key_info ki;
+      cascade_cid want;
+      if (cascade_get(a->c, "hp", names[j], strlen(names[j]), buf, HP_LEN,
+                      &vlen) != 0 ||
+          vlen != HP_LEN || memcmp(buf, vals + (size_t)j * HP_LEN, HP_LEN)) {
+        thread_fail("key %s: wrong bytes", names[j]);
+        goto out;
+      }
+      cascade_content_id(vals + (size_t)j * HP_LEN, HP_LEN, &want);
+      if (cascade_key_info(a->c, "hp", names[j], strlen(names[j]), &ki) !=
+              0 ||
+          memcmp(ki.cid.b, want.b, CASCADE_CID_BYTES) != 0) {
+        thread_fail("key %s: wrong content id", names[j]);
+        goto out;
+      }
+    }
+  }
+out:
+  free(vals);
+  free(buf);
+  return NULL;
+}
+
+static void test_concurrent_hash_pool(void **state) {
+  (void)state;
+  reset_failures();
+  cascade *c = tu_open_with("dram.capacity", "64m", "hash.threads", "3", NULL);
+  struct mix_arg args[NTHREADS];
+  for (int i = 0; i < NTHREADS; i++) {
+    args[i].c = c;
+    args[i].id = i;
+  }
+  run_threads(NTHREADS, hp_worker, args, sizeof args[0]);
+  check_no_failures();
+  cascade_close(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_concurrent_same_content),
@@ -837,6 +907,7 @@ int main(void) {
       cmocka_unit_test(test_concurrent_eviction_with_views),
       cmocka_unit_test(test_concurrent_match_prefix),
       cmocka_unit_test(test_concurrent_batches_and_stats),
+      cmocka_unit_test(test_concurrent_hash_pool),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
