@@ -10,8 +10,13 @@
  *                   blocks are all different, so it never hits), policy
  *                   semantic, disk.write=back, disk.sync=batch, disk.io
  *                   auto.  The store: dram.capacity = 5/4 of the blocks
- *                   held at most (cfg->capacity) + 64 MiB (every block fits: hot reads come from
- *                   DRAM), disk.dir = the system's directory.  sync =
+ *                   held at most (cfg->capacity) + 64 MiB (every block
+ *                   fits: hot reads come from DRAM), dram.prefault = true
+ *                   (the arena allocated at open, as a cache sized for its
+ *                   machine is, and as LMCache's CPU backend allocates its
+ *                   pinned buffer: otherwise the first put of every page
+ *                   takes a page fault, which halves write, mixed and
+ *                   replay here), disk.dir = the system's directory.  sync =
  *                   cascade_flush: writes every block to the disk tier and
  *                   fdatasyncs.  cold = cascade_close, cascade_open on the
  *                   same directory with a small DRAM (64 MiB, or 2 x
@@ -22,8 +27,8 @@
  *                   close, remove the files, open again as at init.
  *   cascade-shm     a real cascaded (cfg->cascaded) on a free loopback port
  *                   and a Unix socket in the system's directory, DRAM only
- *                   (dram.capacity as above, its defaults otherwise: dedup
- *                   on).  A handle is a cascade_client on the socket: put =
+ *                   (dram.capacity and dram.prefault as above, its
+ *                   defaults otherwise: dedup on).  A handle is a cascade_client on the socket: put =
  *                   cascade_client_put_batch (the batch's values through
  *                   the shared staging area, one round trip), get =
  *                   cascade_client_get_into (values found in the
@@ -94,7 +99,8 @@ static int cas_open_store(struct cas *st, uint64_t dram, char *msg,
   if (rc != 0) return errmsg(msg, cap, rc, "cascade_config_new");
   snprintf(v, sizeof v, "%" PRIu64, dram);
   if ((rc = cascade_config_set(cfg, "dram.capacity", v)) != 0 ||
-      (rc = cascade_config_set(cfg, "disk.dir", st->dir)) != 0) {
+      (rc = cascade_config_set(cfg, "disk.dir", st->dir)) != 0 ||
+      (rc = cascade_config_set(cfg, "dram.prefault", "true")) != 0) {
     cascade_config_free(cfg);
     return errmsg(msg, cap, rc, "cascade_config_set");
   }
@@ -299,7 +305,7 @@ struct cd_h {
 static int cd_init(const suite_cfg *cfg, void **out, char *msg, size_t cap) {
   struct cd *st;
   char port[16], dram[32];
-  char *argv[12];
+  char *argv[14];
   int rc = -1;
 
   if (cfg->cascaded == NULL) {
@@ -323,7 +329,9 @@ static int cd_init(const suite_cfg *cfg, void **out, char *msg, size_t cap) {
   argv[6] = st->sock;
   argv[7] = "--dram.capacity";
   argv[8] = dram;
-  argv[9] = NULL;
+  argv[9] = "--dram.prefault";
+  argv[10] = "true";
+  argv[11] = NULL;
   for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
     st->srv.port = cli_free_port();
     snprintf(port, sizeof port, "%d", st->srv.port);
