@@ -999,6 +999,39 @@ static int r_putstaged(cascade_client *cl, cascade_put_item *it) {
 /* Values staged together (one round trip): what a request's blocks take. */
 #define PUT_CHUNK (32u << 20)
 
+/* Items [i, j) as one CASCADE.MPUTSTAGED (no options among them): the
+ * daemon stores them with one batch put, hashing them on its hash pool.
+ * offs[k - i]: item k's place in the staging area. */
+static int w_mputstaged(cascade_client *cl, const cascade_put_item *items,
+                        size_t i, size_t j, const size_t *offs) {
+  size_t m = 0;
+  for (size_t k = i; k < j; k++) m += put_ok(&items[k]);
+  const void **argv = malloc((1 + 3 * m) * sizeof *argv);
+  size_t *len = malloc((1 + 3 * m) * sizeof *len);
+  char (*num)[24] = malloc(2 * m * sizeof *num);
+  int rc = -ENOMEM;
+  if (argv && len && num) {
+    size_t a = 0, u = 0;
+    argv[a] = "CASCADE.MPUTSTAGED";
+    len[a++] = 18;
+    for (size_t k = i; k < j; k++) {
+      if (!put_ok(&items[k])) continue;
+      argv[a] = items[k].key;
+      len[a++] = items[k].klen;
+      for (int f = 0; f < 2; f++, u++) {
+        len[a] = (size_t)snprintf(num[u], sizeof num[u], "%zu",
+                                  f ? items[k].vlen : offs[k - i]);
+        argv[a++] = num[u];
+      }
+    }
+    rc = w_cmd(cl, a, argv, len);
+  }
+  free(argv);
+  free(len);
+  free(num);
+  return rc;
+}
+
 int cascade_client_put_batch(cascade_client *cl, cascade_put_item *items,
                              size_t n) {
   if (!cl || (n && !items)) return -EINVAL;
@@ -1026,17 +1059,48 @@ int cascade_client_put_batch(cascade_client *cl, cascade_put_item *items,
       i = j;
       continue;
     }
-    size_t off = 0;
+    /* several values without options go as one batch put */
+    size_t off = 0, nok = 0, sofs[16], *offs = NULL;
+    int batch = 1;
+    for (size_t k = i; k < j; k++)
+      if (put_ok(&items[k])) {
+        nok++;
+        batch &= items[k].opts == NULL;
+      }
+    batch &= nok > 1;
+    if (batch && !(offs = j - i <= 16 ? sofs : malloc((j - i) * sizeof *offs)))
+      batch = 0;
     for (size_t k = i; k < j && rc == 0; k++) {
       if (!put_ok(&items[k])) {
         items[k].rc = -EINVAL;
         continue;
       }
       if (items[k].vlen) memcpy(cl->stage + off, items[k].value, items[k].vlen);
-      rc = w_putstaged(cl, &items[k], off);
+      if (batch)
+        offs[k - i] = off;
+      else
+        rc = w_putstaged(cl, &items[k], off);
       off += items[k].vlen;
     }
+    if (rc == 0 && batch) rc = w_mputstaged(cl, items, i, j, offs);
+    if (offs != sofs) free(offs);
     if (rc == 0) rc = roundtrip(cl);
+    if (rc == 0 && batch) {
+      char t;
+      long long cnt;
+      rc = r_head(cl, &t, &cnt);
+      if (rc == 0 && t == '-') { /* the whole command refused */
+        int e = err_code(cl);
+        for (size_t k = i; k < j; k++)
+          if (put_ok(&items[k])) items[k].rc = e;
+        i = j;
+        continue;
+      }
+      if (rc == 0 && (t != '*' || cnt != (long long)nok)) {
+        cl->broken = 1;
+        rc = fail(cl, -EPROTO, "unexpected CASCADE.MPUTSTAGED reply%s", "");
+      }
+    }
     for (size_t k = i; k < j && rc == 0; k++)
       if (put_ok(&items[k])) {
         rc = r_putstaged(cl, &items[k]);

@@ -1065,6 +1065,13 @@ static void cmd_cstats(conn *c, resp_arg *argv, size_t argc) {
  *                                -> as CASCADE.PUT, the value read from the
  *                                   staging area: the bytes never cross the
  *                                   socket
+ *   CASCADE.MPUTSTAGED key offset length [key offset length ...]
+ *                                -> per value, as CASCADE.PUTSTAGED
+ *                                   without options: one batch put
+ *   CASCADE.SHMINDEX             -> [bytes]; the shared-memory index's
+ *                                   descriptor comes with the reply
+ *   CASCADE.TOUCH key...         -> keys read through the index: counted
+ *                                   as hits, for the eviction policy
  * The client library is cascade_client_* (src/client/client.c). */
 
 #define MAX_LEASES 65536
@@ -1352,6 +1359,63 @@ static void cmd_putstaged(conn *c, resp_arg *argv, size_t argc) {
   }
 }
 
+/* CASCADE.MPUTSTAGED key off len [key off len ...] -> an array, per value
+ * what CASCADE.PUTSTAGED (without options) answers: a request's values
+ * stored by one cascade_put_batch, so that the store hashes them on its
+ * hash pool's threads.  A bad argument fails the whole command (nothing
+ * stored). */
+static void cmd_mputstaged(conn *c, resp_arg *argv, size_t argc) {
+  if (!shm_allowed(c)) return;
+  if ((argc - 1) % 3 != 0) {
+    reply_error(c, "ERR wrong number of arguments for 'cascade.mputstaged' "
+                   "command");
+    return;
+  }
+  if (!c->stage) {
+    reply_error(c, "ERR no staging area: CASCADE.STAGE first");
+    return;
+  }
+  size_t n = (argc - 1) / 3;
+  cascade_put_item stack_it[16];
+  cascade_put_item *it = n <= 16 ? stack_it : calloc(n, sizeof *it);
+  if (!it) {
+    err_store(c, -ENOMEM);
+    return;
+  }
+  uint64_t end = 0;
+  for (size_t i = 0; i < n; i++) {
+    const resp_arg *a = &argv[1 + 3 * i];
+    long long off, len;
+    if (!key_ok(c, &a[0])) goto out;
+    if (arg_ll(&a[1], &off) != 0 || arg_ll(&a[2], &len) != 0) {
+      err_not_int(c);
+      goto out;
+    }
+    if (off < 0 || len < 0 || (uint64_t)off > c->stage_len ||
+        (uint64_t)len > c->stage_len - (uint64_t)off) {
+      reply_error(c, "ERR offset/length outside the staging area (%llu "
+                     "bytes)", (unsigned long long)c->stage_len);
+      goto out;
+    }
+    it[i] = (cascade_put_item){a[0].p, a[0].len, c->stage + off, (size_t)len,
+                               NULL, 0};
+    if ((uint64_t)(off + len) > end) end = (uint64_t)(off + len);
+  }
+  int stored = cascade_put_batch(g_srv.store, c->ns, it, n);
+  if (stored < 0) {
+    err_store(c, stored);
+    goto out;
+  }
+  reply_array(c, (int64_t)n);
+  for (size_t i = 0; i < n; i++) put_reply(c, it[i].rc);
+  /* as CASCADE.PUTSTAGED: the pages past STAGE_KEEP go back */
+  if (end > STAGE_KEEP)
+    (void)fallocate(c->stage_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    (off_t)STAGE_KEEP, (off_t)(end - STAGE_KEEP));
+out:
+  if (it != stack_it) free(it);
+}
+
 void cmd_conn_gone(conn *c) {
   for (size_t i = 0; i < c->npins; i++) {
     held_put(&c->pins[i].view);
@@ -1387,6 +1451,7 @@ static const command commands[] = {
     {"CASCADE.RELEASE", cmd_release, -2, 0, 0, 0, 0},
     {"CASCADE.SHMINDEX", cmd_shmindex, 1, 0, 0, 0, 0},
     {"CASCADE.TOUCH", cmd_touch, -2, 0, 1, -1, 1},
+    {"CASCADE.MPUTSTAGED", cmd_mputstaged, -4, 0, 1, -1, 3},
     {"CASCADE.PUTSTAGED", cmd_putstaged, -4, 0, 1, 1, 1},
     {"CASCADE.STAGE", cmd_stage, 2, 0, 0, 0, 0},
     {"CASCADE.SHM", cmd_shm, 1, 0, 0, 0, 0},

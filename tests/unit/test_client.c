@@ -369,7 +369,13 @@ static void test_put_batch(void **state) {
   (void)state;
   daemon_start(NULL);
   batch_round(16, 4096);     /* one chunk */
-  batch_round(40, 1u << 20); /* 40 MiB: two chunks */
+  batch_round(40, 1u << 20); /* 40 MiB: two chunks (the first as one
+                                CASCADE.MPUTSTAGED, no options in it) */
+  char buf[256];
+  raw_cmd("CASCADE.MPUTSTAGED k 0\r\n", buf, sizeof buf);
+  assert_non_null(strstr(buf, "wrong number of arguments"));
+  raw_cmd("CASCADE.MPUTSTAGED k 0 1\r\n", buf, sizeof buf);
+  assert_non_null(strstr(buf, "no staging area"));
   daemon_stop();
   /* a daemon whose largest value (so its largest staging area) is under a
    * chunk: the values go one at a time, all stored */
