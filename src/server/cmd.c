@@ -1133,6 +1133,19 @@ static void index_ro_open(void) {
     srv_log(LOG_WARNING, "no shared-memory index: %s", cascade_strerror(rc));
 }
 
+/* [size], with fd passed along (SCM_RIGHTS); fd is shared by all clients
+ * and never closed.  fd < 0: what is not available. */
+static void reply_shared_fd(conn *c, int fd, size_t size, const char *what) {
+  if (fd < 0) {
+    reply_error(c, "ERR the %s is not available (see the daemon's log)",
+                what);
+    return;
+  }
+  c->send_fd = fd;
+  reply_array(c, 1);
+  reply_int(c, (int64_t)size);
+}
+
 static void cmd_shm(conn *c, resp_arg *argv, size_t argc) {
   (void)argv;
   (void)argc;
@@ -1146,14 +1159,7 @@ static void cmd_shm(conn *c, resp_arg *argv, size_t argc) {
     return;
   }
   pthread_once(&arena_once, arena_ro_open);
-  if (arena_ro < 0) {
-    reply_error(c, "ERR the shared-memory path is not available (see the "
-                   "daemon's log)");
-    return;
-  }
-  c->send_fd = arena_ro; /* shared by all clients: never closed */
-  reply_array(c, 1);
-  reply_int(c, (int64_t)size);
+  reply_shared_fd(c, arena_ro, size, "shared-memory path");
 }
 
 /* CASCADE.SHMINDEX -> [bytes], with the index's descriptor (read-only):
@@ -1164,14 +1170,7 @@ static void cmd_shmindex(conn *c, resp_arg *argv, size_t argc) {
   (void)argc;
   if (!shm_allowed(c)) return;
   pthread_once(&index_once, index_ro_open);
-  if (index_ro < 0) {
-    reply_error(c, "ERR the shared-memory index is not available (see the "
-                   "daemon's log)");
-    return;
-  }
-  c->send_fd = index_ro; /* shared by all clients: never closed */
-  reply_array(c, 1);
-  reply_int(c, (int64_t)index_size);
+  reply_shared_fd(c, index_ro, index_size, "shared-memory index");
 }
 
 /* CASCADE.TOUCH key... -> the number present: uses of values a client read
