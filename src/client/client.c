@@ -37,7 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,7 +67,9 @@ struct cascade_client {
   int fd;
   const uint8_t *arena; /* mapped read-only */
   size_t arena_len;
-  uint64_t *mapped; /* a bit per ARENA_CHUNK whose page tables are filled */
+  struct shared_map *am; /* the arena's mapping, shared in the process */
+  _Atomic uint64_t *mapped; /* its bit per ARENA_CHUNK whose page tables
+                               are filled (am's) */
   uint8_t *stage; /* mapped read-write */
   size_t stage_len;
   int got_fd; /* a descriptor received, not yet claimed; -1 if none */
@@ -374,6 +378,78 @@ static int take_fd(cascade_client *cl) {
   return fd;
 }
 
+/* ---- the arena's mapping, one per process --------------------------------- */
+
+/* The handles of a process (one per thread, typically) share one mapping
+ * of a daemon's arena, found by the device and inode of the descriptor the
+ * daemon passed: its page tables are filled once, not once per handle, and
+ * the process holds one mapping, not one per handle.  Reference counted;
+ * the last handle unmaps it.  A daemon that restarts has a new arena file,
+ * so a new mapping. */
+struct shared_map {
+  struct shared_map *next;
+  dev_t dev;
+  ino_t ino;
+  size_t len;
+  const uint8_t *base;
+  _Atomic uint64_t *mapped; /* a bit per ARENA_CHUNK, NULL: faults instead */
+  int refs;
+};
+static pthread_mutex_t shared_maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_map *shared_maps;
+
+static int shared_map_get(cascade_client *cl, int fd, size_t len) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  pthread_mutex_lock(&shared_maps_lock);
+  struct shared_map *m = shared_maps;
+  while (m && !(m->dev == st.st_dev && m->ino == st.st_ino && m->len == len))
+    m = m->next;
+  if (m) {
+    m->refs++;
+  } else if ((m = calloc(1, sizeof *m)) != NULL) {
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      int e = -errno;
+      free(m);
+      pthread_mutex_unlock(&shared_maps_lock);
+      return e;
+    }
+    /* huge page mappings where the daemon's arena is on huge pages
+     * (shmem THP set to advise, or hugetlbfs): advice only */
+    (void)madvise(p, len, MADV_HUGEPAGE);
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    m->len = len;
+    m->base = p;
+    m->mapped = calloc((len / ARENA_CHUNK + 64) / 64, sizeof *m->mapped);
+    m->refs = 1;
+    m->next = shared_maps;
+    shared_maps = m;
+  }
+  pthread_mutex_unlock(&shared_maps_lock);
+  if (!m) return -ENOMEM;
+  cl->am = m;
+  cl->arena = m->base;
+  cl->arena_len = len;
+  cl->mapped = m->mapped;
+  return 0;
+}
+
+static void shared_map_put(struct shared_map *m) {
+  if (!m) return;
+  pthread_mutex_lock(&shared_maps_lock);
+  if (--m->refs == 0) {
+    struct shared_map **pp = &shared_maps;
+    while (*pp != m) pp = &(*pp)->next;
+    *pp = m->next;
+    munmap((void *)m->base, m->len);
+    free((void *)m->mapped);
+    free(m);
+  }
+  pthread_mutex_unlock(&shared_maps_lock);
+}
+
 int cascade_client_connect(const char *path, const char *ns,
                            const char *password, cascade_client **out) {
   if (!out) return -EINVAL;
@@ -421,20 +497,7 @@ int cascade_client_connect(const char *path, const char *ns,
   }
   int afd = take_fd(cl);
   if (rc == 0 && afd < 0) rc = -EPROTO;
-  if (rc == 0) {
-    void *p = mmap(NULL, (size_t)n, PROT_READ, MAP_SHARED, afd, 0);
-    if (p == MAP_FAILED) {
-      rc = -errno;
-    } else {
-      cl->arena = p;
-      cl->arena_len = (size_t)n;
-      /* huge page mappings where the daemon's arena is on huge pages
-       * (shmem THP set to advise, or hugetlbfs): advice only */
-      (void)madvise(p, (size_t)n, MADV_HUGEPAGE);
-      cl->mapped = calloc((cl->arena_len / ARENA_CHUNK + 64) / 64,
-                          sizeof *cl->mapped); /* NULL: faults instead */
-    }
-  }
+  if (rc == 0) rc = shared_map_get(cl, afd, (size_t)n);
   if (afd >= 0) close(afd); /* the mapping keeps the memory */
   if (rc < 0) {
     cascade_client_close(cl);
@@ -447,8 +510,7 @@ int cascade_client_connect(const char *path, const char *ns,
 void cascade_client_close(cascade_client *cl) {
   if (!cl) return;
   /* the daemon releases every lease of a connection that closes */
-  if (cl->arena) munmap((void *)cl->arena, cl->arena_len);
-  free(cl->mapped);
+  shared_map_put(cl->am);
   if (cl->ih) munmap((void *)cl->ih, cl->idx_len);
   free(cl->tk);
   if (cl->stage) munmap(cl->stage, cl->stage_len);
@@ -468,12 +530,15 @@ static void arena_map(cascade_client *cl, uint64_t off, uint64_t len) {
   if (!cl->mapped || len == 0) return;
   for (uint64_t c = off / ARENA_CHUNK; c <= (off + len - 1) / ARENA_CHUNK;
        c++) {
-    if (cl->mapped[c / 64] & (UINT64_C(1) << (c % 64))) continue;
+    uint64_t bit = UINT64_C(1) << (c % 64);
+    if (atomic_load_explicit(&cl->mapped[c / 64], memory_order_relaxed) & bit)
+      continue;
     uint64_t o = c * ARENA_CHUNK;
     size_t n = (size_t)(cl->arena_len - o < ARENA_CHUNK ? cl->arena_len - o
                                                         : ARENA_CHUNK);
+    /* two threads may fill the same chunk at once: harmless */
     (void)madvise((void *)(cl->arena + o), n, MADV_POPULATE_READ);
-    cl->mapped[c / 64] |= UINT64_C(1) << (c % 64);
+    atomic_fetch_or_explicit(&cl->mapped[c / 64], bit, memory_order_relaxed);
   }
 }
 

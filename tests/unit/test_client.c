@@ -238,6 +238,14 @@ static void test_batch_and_lease_outlives_overwrite(void **state) {
   /* releases travel with the next call */
   assert_int_equal(cascade_client_get(a, "k2", 2, &nl), -ENOENT);
   assert_int_equal(views_held(), 0);
+  /* the handles of a process share one mapping of the arena: the same
+   * block at the same address through both */
+  cascade_lease al, bl;
+  assert_int_equal(cascade_client_get(a, "k3", 2, &al), 0);
+  assert_int_equal(cascade_client_get(b, "k3", 2, &bl), 0);
+  assert_ptr_equal(al.data, bl.data);
+  cascade_client_release(a, &al);
+  cascade_client_release(b, &bl);
   cascade_client_close(a);
   cascade_client_close(b);
   daemon_stop();
