@@ -1075,10 +1075,6 @@ static void run_size(struct bench *b, int size_idx) {
 
 /* ---- Reporting ----------------------------------------------------------- */
 
-static void json_met(int met) {
-  fputs(met < 0 ? "null" : met ? "true" : "false", stdout);
-}
-
 static void json_result(const struct bench *b, const struct result *r) {
   printf("{\"type\":\"result\",\"op\":");
   cli_json_str(stdout, op_name[r->op]);
@@ -1120,20 +1116,16 @@ static void json_result(const struct bench *b, const struct result *r) {
     printf(",\"target\":");
     cli_json_str(stdout, "ratio_to_fio>=0.9 && ratio_to_posix>1");
     printf(",\"target_met\":");
-    json_met(met);
+    cli_json_met(stdout, met);
     printf(",\"target_fio_met\":");
-    json_met(r->met_fio);
+    cli_json_met(stdout, r->met_fio);
     printf(",\"target_posix_met\":");
-    json_met(r->met_posix);
+    cli_json_met(stdout, r->met_posix);
   } else {
     printf(",\"target\":null,\"target_met\":null");
   }
   printf("}\n");
   fflush(stdout);
-}
-
-static const char *met_text(int met) {
-  return met < 0 ? "n/a" : met ? "ok" : "MISSED";
 }
 
 static void print_table(const struct bench *b) {
@@ -1166,7 +1158,7 @@ static void print_table(const struct bench *b) {
     tg[0] = '\0';
     if (r->has_target) {
       snprintf(tg, sizeof tg, ">= 0.9x fio %s, > posix %s",
-               met_text(r->met_fio), met_text(r->met_posix));
+               cli_met_text(r->met_fio), cli_met_text(r->met_posix));
       targets += (r->met_fio >= 0) + (r->met_posix >= 0);
       met += (r->met_fio > 0) + (r->met_posix > 0);
     }

@@ -1114,10 +1114,6 @@ static void set_target(struct result *r, int have_redis) {
     r->met_redis = r->ratio_redis >= r->want_redis;
 }
 
-static void json_met(int met) {
-  fputs(met < 0 ? "null" : met ? "true" : "false", stdout);
-}
-
 static void json_result(const struct bench *b, const struct result *r) {
   printf("{\"type\":\"result\",\"op\":");
   cli_json_str(stdout, op_name[r->op]);
@@ -1160,22 +1156,18 @@ static void json_result(const struct bench *b, const struct result *r) {
     printf(",\"target\":");
     cli_json_str(stdout, t);
     printf(",\"target_met\":");
-    json_met(met);
+    cli_json_met(stdout, met);
     printf(",\"target_redis_met\":");
-    json_met(r->met_redis);
+    cli_json_met(stdout, r->met_redis);
     if (r->want_memcpy > 0) {
       printf(",\"target_memcpy_met\":");
-      json_met(r->met_memcpy);
+      cli_json_met(stdout, r->met_memcpy);
     }
   } else {
     printf(",\"target\":null,\"target_met\":null");
   }
   printf("}\n");
   fflush(stdout);
-}
-
-static const char *met_text(int met) {
-  return met < 0 ? "n/a" : met ? "ok" : "MISSED";
 }
 
 static void print_table(const struct bench *b) {
@@ -1214,11 +1206,11 @@ static void print_table(const struct bench *b) {
     if (r->has_target) {
       if (r->want_memcpy > 0)
         snprintf(tg, sizeof tg, ">= %gx redis %s, >= %gx memcpy %s",
-                 r->want_redis, met_text(r->met_redis), r->want_memcpy,
-                 met_text(r->met_memcpy));
+                 r->want_redis, cli_met_text(r->met_redis), r->want_memcpy,
+                 cli_met_text(r->met_memcpy));
       else
         snprintf(tg, sizeof tg, ">= %.1fx redis %s", r->want_redis,
-                 met_text(r->met_redis));
+                 cli_met_text(r->met_redis));
       targets += (r->met_redis >= 0) + (r->met_memcpy >= 0);
       met += (r->met_redis > 0) + (r->met_memcpy > 0);
     }

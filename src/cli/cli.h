@@ -178,6 +178,10 @@ void cli_table_free(cli_table *t);
 void cli_json_str(FILE *f, const char *s);
 /* Write a double as a JSON number (or null if not finite). */
 void cli_json_num(FILE *f, double v);
+/* A target's outcome (1 met, 0 missed, < 0 no target or no peer) as JSON
+ * (true/false/null), and as a table cell (ok/MISSED/n/a). */
+void cli_json_met(FILE *f, int met);
+const char *cli_met_text(int met);
 
 /* ---- Machine facts (for benchmark headers) ------------------------------- */
 
@@ -213,6 +217,9 @@ typedef struct cli_server {
 
 /* An executable `name` on $PATH into out; 0, or -1 (out ""). */
 int cli_find_on_path(const char *name, char *out, size_t cap);
+/* The path of this program with its last up components removed (up 1:
+ * its directory); 0, or -1. */
+int cli_exe_dir(char *out, size_t cap, int up);
 /* cascaded: opt if not NULL (0 if executable), else next to this program,
  * else on $PATH; 0, or -1. */
 int cli_find_cascaded(const char *opt, char *out, size_t cap);

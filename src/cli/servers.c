@@ -53,25 +53,30 @@ int cli_find_on_path(const char *name, char *out, size_t cap) {
   return -1;
 }
 
+int cli_exe_dir(char *out, size_t cap, int up) {
+  ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+
+  if (n <= 0) return -1;
+  out[n] = '\0';
+  for (int k = 0; k < up; k++) {
+    char *slash = strrchr(out, '/');
+
+    if (slash == NULL) return -1;
+    *slash = '\0';
+  }
+  return 0;
+}
+
 int cli_find_cascaded(const char *opt, char *out, size_t cap) {
   char exe[1024];
-  ssize_t n;
 
   if (opt != NULL) {
     snprintf(out, cap, "%s", opt);
     return access(out, X_OK);
   }
-  n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    char *slash;
-
-    exe[n] = '\0';
-    slash = strrchr(exe, '/');
-    if (slash != NULL) {
-      *slash = '\0';
-      snprintf(out, cap, "%s/cascaded", exe);
-      if (access(out, X_OK) == 0) return 0;
-    }
+  if (cli_exe_dir(exe, sizeof exe, 1) == 0) {
+    snprintf(out, cap, "%.1000s/cascaded", exe);
+    if (access(out, X_OK) == 0) return 0;
   }
   return cli_find_on_path("cascaded", out, cap);
 }

@@ -4,8 +4,8 @@
  * adapters are in suite_*.c, weak symbols: one not built in is absent).
  *
  * Systems, in this order: cascade (the library, embedded), cascade-shm and
- * cascade-server (a real cascaded: zero-copy leases over its Unix socket,
- * RESP over TCP), redis, memcached, posix-file-per-block, lmdb, hdf5, and
+ * cascade-server (a real cascaded: its shared-memory index and leases over
+ * its Unix socket, RESP over TCP), redis, memcached, posix-file-per-block, lmdb, hdf5, and
  * the peers whose only client is Python, run by their drivers in
  * bench/peers (run_driver; suite_peers.c): mooncake, lmcache-cpu,
  * lmcache-disk, lmcache-server -
@@ -1369,19 +1369,12 @@ rows:
 static int driver_dir(char *out, size_t cap) {
   const char *env = getenv("CASCADE_PEER_DRIVERS");
   char exe[DIR_MAX];
-  ssize_t n;
 
   if (env != NULL && env[0] != '\0') {
     snprintf(out, cap, "%s", env);
     return access(out, R_OK);
   }
-  n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    char *slash;
-
-    exe[n] = '\0';
-    for (int up = 0; up < 3 && (slash = strrchr(exe, '/')) != NULL; up++)
-      *slash = '\0';
+  if (cli_exe_dir(exe, sizeof exe, 3) == 0) {
     snprintf(out, cap, "%.1000s/bench/peers", exe);
     if (access(out, R_OK) == 0) return 0;
   }

@@ -407,6 +407,14 @@ void cli_json_num(FILE *f, double v) {
     fprintf(f, "%.6g", v);
 }
 
+void cli_json_met(FILE *f, int met) {
+  fputs(met < 0 ? "null" : met ? "true" : "false", f);
+}
+
+const char *cli_met_text(int met) {
+  return met < 0 ? "n/a" : met ? "ok" : "MISSED";
+}
+
 /* ---- Machine facts ------------------------------------------------------- */
 
 static void read_line(const char *path, char *buf, size_t cap) {
