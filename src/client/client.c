@@ -46,6 +46,7 @@
 #include <xxhash.h>
 
 #include "core/copy.h"
+#include "core/internal.h"
 #include "core/shmidx.h"
 
 #define RBUF_MIN 4096
@@ -57,7 +58,6 @@
 #define UNREAD_MAX 1024           /* unread replies before a read waits */
 #define ALIVE_NS 1000000          /* index reads trust the connection this
                                      long before looking at it again */
-#define COPY_STREAM_MIN (1u << 20)
 #define TOUCH_EPOCH_NS 1000000000 /* a key read again within this is not
                                      told again */
 #define TOUCH_HOLD_NS 100000000   /* queued touches wait at most this */
@@ -684,12 +684,6 @@ static void touch_key(cascade_client *cl, const void *key, size_t klen,
   cl->toff[++cl->ntouch] = (uint32_t)cl->tklen;
 }
 
-static uint64_t clock_ns(clockid_t id) {
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Ask for the index and map it.  A daemon without one (or a bad one)
  * leaves the index off: reads then go through leases.  Returns only
  * connection errors. */
@@ -733,7 +727,7 @@ static int idx_open(cascade_client *cl) {
   cl->imask = h->nslots - 1;
   cl->iseed = h->seed;
   cl->iseed2 = h->seed2;
-  cl->alive_ns = clock_ns(CLOCK_MONOTONIC);
+  cl->alive_ns = now_mono_ns();
   cl->idx_state = 1;
   return 0;
 }
@@ -746,7 +740,7 @@ static int idx_live(cascade_client *cl) {
     cl->idx_state = -1;
     return 0;
   }
-  uint64_t now = clock_ns(CLOCK_MONOTONIC);
+  uint64_t now = now_mono_ns();
   cl->mono_ns = now;
   cl->tepoch = (uint32_t)(now / TOUCH_EPOCH_NS) + 1;
   if (now - cl->alive_ns < ALIVE_NS) return 1;
@@ -760,13 +754,6 @@ static int idx_live(cascade_client *cl) {
   }
   cl->alive_ns = now;
   return 1;
-}
-
-static void copy_value(void *dst, const void *src, size_t n) {
-  if (n >= COPY_STREAM_MIN)
-    copy_stream(dst, src, n);
-  else if (n)
-    memcpy(dst, src, n);
 }
 
 /* Read it through the index (shmidx.h's reader protocol): 1 if done (rc
@@ -808,7 +795,7 @@ static int idx_find(cascade_client *cl, const cascade_get_item *it,
     if (atomic_load_explicit(&s->seq, memory_order_relaxed) != q) return 0;
     if (sh2 != h2) continue;
     if (exp) {
-      if (!*now) *now = clock_ns(CLOCK_REALTIME);
+      if (!*now) *now = now_realtime_ns();
       if (exp <= *now) return 0;
     }
     if (off > cl->arena_len || len > cl->arena_len - off) return 0;
@@ -831,7 +818,7 @@ static int idx_copy(cascade_client *cl, cascade_get_item *it,
     it->rc = -ENOBUFS;
     return 1;
   }
-  copy_value(it->buf, cl->arena + hit->off, (size_t)hit->len);
+  copy_out(it->buf, cl->arena + hit->off, (size_t)hit->len);
   shmidx_fence(memory_order_acquire);
   if (atomic_load_explicit(&hit->s->seq, memory_order_relaxed) != hit->q) {
     it->vlen = 0;
@@ -914,7 +901,7 @@ int cascade_client_get_into(cascade_client *cl, cascade_get_item *items,
       if (ls[j].len > it->cap) {
         it->rc = -ENOBUFS;
       } else {
-        copy_value(it->buf, ls[j].data, ls[j].len);
+        copy_out(it->buf, ls[j].data, ls[j].len);
         it->rc = 0;
         done++;
       }

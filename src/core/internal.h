@@ -238,7 +238,7 @@ struct cascade {
   struct shmidx_slot *pub_slots; /* NULL: none */
   void *pub_map;
   size_t pub_size;
-  uint64_t pub_mask, pub_seed2, pub_full;
+  uint64_t pub_mask, pub_seed2;
   int pub_fd;
 };
 

@@ -39,13 +39,17 @@ static void pub_end(shmidx_slot *s) {
   atomic_store_explicit(&s->seq, q + 1, memory_order_release);
 }
 
+/* The slot's value fields; with its key fields (h, h2) when the slot is
+ * new to the key (a key keeps its slot until it is taken out). */
 static void slot_fill(cascade *c, shmidx_slot *s, const kent *k,
-                      uint64_t off) {
+                      uint64_t off, int new_slot) {
   const cascade_blk *b = k->blk;
-  atomic_store_explicit(&s->h, shmidx_h(k->hash), memory_order_relaxed);
-  atomic_store_explicit(&s->h2,
-                        XXH3_64bits_withSeed(k->key, k->klen, c->pub_seed2),
-                        memory_order_relaxed);
+  if (new_slot) {
+    atomic_store_explicit(&s->h, shmidx_h(k->hash), memory_order_relaxed);
+    atomic_store_explicit(
+        &s->h2, XXH3_64bits_withSeed(k->key, k->klen, c->pub_seed2),
+        memory_order_relaxed);
+  }
   atomic_store_explicit(&s->off, b->len ? off : 0, memory_order_relaxed);
   atomic_store_explicit(&s->len, b->len, memory_order_relaxed);
   atomic_store_explicit(&s->expire_ns, k->expire_ns, memory_order_relaxed);
@@ -85,7 +89,8 @@ void pub_key(cascade *c, kent *k) {
     pub_unkey(c, k);
     return;
   }
-  if (k->pslot == UINT32_MAX) {
+  int new_slot = k->pslot == UINT32_MAX;
+  if (new_slot) {
     uint64_t home = shmidx_h(k->hash);
     for (uint64_t p = 0; p < SHMIDX_WINDOW; p++) {
       uint64_t h = atomic_load_explicit(&slot_at(c, home + p)->h,
@@ -95,14 +100,12 @@ void pub_key(cascade *c, kent *k) {
         break;
       }
     }
-    if (k->pslot == UINT32_MAX) {
-      c->pub_full++;
+    if (k->pslot == UINT32_MAX)
       return; /* no room in its window: clients ask the daemon */
-    }
   }
   shmidx_slot *s = slot_at(c, k->pslot);
   pub_begin(s);
-  slot_fill(c, s, k, off);
+  slot_fill(c, s, k, off, new_slot);
   pub_end(s);
 }
 

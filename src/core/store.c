@@ -672,13 +672,18 @@ static void touch(cascade *c, cascade_blk *b) {
   atomic_store_explicit(&b->pi.atime, t + 1, memory_order_relaxed);
 }
 
-/* shard lock held; the key points at a live block */
-static void pin_and_touch(cascade *c, cascade_blk *b) {
-  atomic_fetch_add_explicit(&b->pins, 1, memory_order_seq_cst);
+/* A hit on b: a new access tick and one more hit (lock-free). */
+static void hit(cascade *c, cascade_blk *b) {
   touch(c, b);
   uint32_t h = atomic_load_explicit(&b->pi.nhits, memory_order_relaxed);
   if (h != UINT32_MAX)
     atomic_store_explicit(&b->pi.nhits, h + 1, memory_order_relaxed);
+}
+
+/* shard lock held; the key points at a live block */
+static void pin_and_touch(cascade *c, cascade_blk *b) {
+  atomic_fetch_add_explicit(&b->pins, 1, memory_order_seq_cst);
+  hit(c, b);
 }
 
 /* ---- disk tier: compaction and recovery ------------------------------------- */
@@ -1407,7 +1412,8 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
   put_state stack_ps[16];
   hash_job stack_hj[16];
   put_state *ps = n <= 16 ? stack_ps : calloc(n, sizeof *ps);
-  hash_job *hj = n <= 16 ? stack_hj : malloc(n * sizeof *hj);
+  hash_job *hj = n <= 16 || !c->cfg.dedup ? stack_hj
+                                          : malloc(n * sizeof *hj);
   size_t nhj = 0;
   if (!ps || !hj) {
     if (ps != stack_ps) free(ps);
@@ -1615,18 +1621,6 @@ int cascade_put(cascade *c, const char *ns, const void *key, size_t klen,
 }
 
 /* ---- get --------------------------------------------------------------------- */
-
-/* Copy a value out to a caller's buffer: streaming stores for blocks of at
- * least the L2 size (their destination would not stay in cache anyway),
- * memcpy otherwise. */
-#define COPY_OUT_STREAM_MIN (UINT64_C(1) << 20)
-
-static void copy_out(void *dst, const void *src, uint64_t n) {
-  if (n >= COPY_OUT_STREAM_MIN)
-    copy_stream(dst, src, n);
-  else if (n)
-    memcpy(dst, src, n);
-}
 
 /* ---- reads from the disk tier ------------------------------------------------ */
 
@@ -1846,8 +1840,9 @@ int cascade_prefetch(cascade *c, const char *ns, const cascade_key *keys,
   return queued;
 }
 
-/* shard lock held: the live block of lk, pinned, or NULL. */
-static cascade_blk *lookup_pin(cascade *c, const lookup *lk) {
+/* shard lock held: the live block of lk, counted as a get (and a hit or
+ * a miss), or NULL. */
+static cascade_blk *lookup_get(const lookup *lk) {
   shard *sh = lk->sh;
   kent *k = shard_find(lk);
   uint64_t now = 0;
@@ -1857,8 +1852,14 @@ static cascade_blk *lookup_pin(cascade *c, const lookup *lk) {
     return NULL;
   }
   sh->hits++;
-  pin_and_touch(c, k->blk);
   return k->blk;
+}
+
+/* shard lock held: the live block of lk, pinned, or NULL. */
+static cascade_blk *lookup_pin(cascade *c, const lookup *lk) {
+  cascade_blk *b = lookup_get(lk);
+  if (b) pin_and_touch(c, b);
+  return b;
 }
 
 int cascade_get(cascade *c, const char *ns, const void *key, size_t klen,
@@ -2048,12 +2049,13 @@ int cascade_touch(cascade *c, const char *ns, const cascade_key *keys,
     if (!key_ok(keys[i].key, keys[i].len)) continue;
     lk_key(c, &lk, keys[i].key, keys[i].len);
     pthread_mutex_lock(&lk.sh->lock);
-    cascade_blk *b = lookup_pin(c, &lk); /* counted as a get */
-    pthread_mutex_unlock(&lk.sh->lock);
+    cascade_blk *b = lookup_get(&lk); /* counted as a get; no pin: nothing
+                                         is read */
     if (b) {
-      unpin(c, b);
+      hit(c, b);
       found++;
     }
+    pthread_mutex_unlock(&lk.sh->lock);
   }
   return found;
 }
