@@ -109,6 +109,26 @@ static void err_store(conn *c, int rc) {
 }
 
 /* Keys: the store takes 1..CASCADE_MAX_KEY bytes. */
+/* A command's name as Redis prints it (lower case). */
+static void lower_name(const char *name, char *out, size_t cap) {
+  size_t i = 0;
+  for (; name[i] && i + 1 < cap; i++)
+    out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+  out[i] = 0;
+}
+
+/* Redis's arity error for the command named name. */
+static void err_arity(conn *c, const char *name) {
+  char lower[64];
+  lower_name(name, lower, sizeof lower);
+  reply_error(c, "ERR wrong number of arguments for '%s' command", lower);
+}
+
+/* A key the store takes (no reply). */
+static int key_valid(const resp_arg *k) {
+  return k->len > 0 && k->len <= CASCADE_MAX_KEY;
+}
+
 static int key_ok(conn *c, const resp_arg *k) {
   if (k->len == 0) {
     reply_error(c, "ERR empty keys are not supported");
@@ -136,7 +156,7 @@ static int held_get(conn *c, const resp_arg *k, cascade_view *v) {
     atomic_fetch_sub_explicit(&g_srv.nheld, 1, memory_order_relaxed);
     return -EBUSY;
   }
-  int rc = k->len == 0 || k->len > CASCADE_MAX_KEY
+  int rc = !key_valid(k)
                ? -ENOENT
                : cascade_get_view(g_srv.store, c->ns, k->p, k->len, v);
   if (rc < 0) atomic_fetch_sub_explicit(&g_srv.nheld, 1, memory_order_relaxed);
@@ -178,12 +198,12 @@ static int secret_eq(const char *want, const resp_arg *got) {
  * c->ns and returns 1, or replies with the error and returns 0. */
 static int do_auth(conn *c, const resp_arg *user, const resp_arg *pass) {
   const srv_conf *cf = g_srv.conf;
-  if (!conf_auth_required(cf) && user && aeq(user, "default")) {
-    c->ns = "default"; /* Redis: the default user without a password takes
-                          any (redis://default:x@host URLs work) */
-    return 1;
-  }
   if (!conf_auth_required(cf)) {
+    if (user && aeq(user, "default")) {
+      c->ns = "default"; /* Redis: the default user without a password
+                            takes any (redis://default:x@host URLs work) */
+      return 1;
+    }
     if (!user)
       reply_error(c, "ERR AUTH <password> called without any password "
                      "configured for the default user. Are you sure your "
@@ -371,7 +391,7 @@ static void cmd_mget(conn *c, resp_arg *argv, size_t argc) {
   reply_array(c, (int64_t)argc - 1);
   for (size_t i = 1; i < argc; i++) {
     cascade_view v;
-    int rc = argv[i].len == 0 || argv[i].len > CASCADE_MAX_KEY
+    int rc = !key_valid(&argv[i])
                  ? -ENOENT
                  : cascade_get_view(g_srv.store, c->ns, argv[i].p,
                                     argv[i].len, &v);
@@ -470,7 +490,7 @@ static void cmd_set(conn *c, resp_arg *argv, size_t argc) {
 
 static void cmd_mset(conn *c, resp_arg *argv, size_t argc) {
   if (argc % 2 == 0) {
-    reply_error(c, "ERR wrong number of arguments for 'mset' command");
+    err_arity(c, "MSET");
     return;
   }
   size_t n = (argc - 1) / 2;
@@ -516,7 +536,7 @@ static void count_keys(conn *c, resp_arg *argv, size_t argc,
                        int found) {
   int64_t n = 0;
   for (size_t i = 1; i < argc; i++)
-    if (argv[i].len > 0 && argv[i].len <= CASCADE_MAX_KEY &&
+    if (key_valid(&argv[i]) &&
         fn(g_srv.store, c->ns, argv[i].p, argv[i].len) == found)
       n++;
   reply_int(c, n);
@@ -800,14 +820,6 @@ static void cmd_config(conn *c, resp_arg *argv, size_t argc) {
 
 static const command *cmd_table(size_t *n);
 
-/* A command's name as Redis prints it (lower case). */
-static void lower_name(const char *name, char *out, size_t cap) {
-  size_t i = 0;
-  for (; name[i] && i + 1 < cap; i++)
-    out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-  out[i] = 0;
-}
-
 static void cmd_command(conn *c, resp_arg *argv, size_t argc) {
   size_t n;
   const command *t = cmd_table(&n);
@@ -952,7 +964,7 @@ static void cmd_cmatch(conn *c, resp_arg *argv, size_t argc) {
   }
   size_t good = 0;
   for (size_t i = 0; i < n; i++) {
-    if (argv[1 + i].len == 0 || argv[1 + i].len > CASCADE_MAX_KEY) break;
+    if (!key_valid(&argv[1 + i])) break;
     k[i] = (cascade_key){argv[1 + i].p, argv[1 + i].len};
     good++;
   }
@@ -1323,39 +1335,55 @@ static void cmd_stage(conn *c, resp_arg *argv, size_t argc) {
   reply_int(c, n);
 }
 
-static void cmd_putstaged(conn *c, resp_arg *argv, size_t argc) {
-  long long off, len;
-  if (!shm_allowed(c) || !key_ok(c, &argv[1])) return;
-  if (arg_ll(&argv[2], &off) != 0 || arg_ll(&argv[3], &len) != 0) {
+/* The staged value at (off, len) of a PUTSTAGED item, checked against the
+ * staging area: 0, or -1 after the error reply. */
+static int stage_slice(conn *c, const resp_arg *off_arg,
+                       const resp_arg *len_arg, const uint8_t **p,
+                       size_t *len) {
+  long long off, n;
+  if (arg_ll(off_arg, &off) != 0 || arg_ll(len_arg, &n) != 0) {
     err_not_int(c);
-    return;
+    return -1;
   }
   if (!c->stage) {
     reply_error(c, "ERR no staging area: CASCADE.STAGE first");
-    return;
+    return -1;
   }
-  if (off < 0 || len < 0 || (uint64_t)off > c->stage_len ||
-      (uint64_t)len > c->stage_len - (uint64_t)off) {
+  if (off < 0 || n < 0 || (uint64_t)off > c->stage_len ||
+      (uint64_t)n > c->stage_len - (uint64_t)off) {
     reply_error(c, "ERR offset/length outside the staging area (%llu bytes)",
                 (unsigned long long)c->stage_len);
-    return;
+    return -1;
   }
-  cascade_put_opts o;
-  if (put_opts(c, argv, 4, argc, &o) != 0) return;
-  put_reply(c, cascade_put(g_srv.store, c->ns, argv[1].p, argv[1].len,
-                           c->stage + off, (size_t)len, &o));
-  /* the store has its copy: give back the staging pages beyond the first
-   * STAGE_KEEP bytes, so that a staging area costs at most that much
-   * memory between puts, however large a put was (or claimed to be).
-   * The first STAGE_KEEP stay: freeing and faulting them in again on
-   * every put (both sides, zeroed by the kernel) would cost more than the
-   * copy. */
-  uint64_t end = (uint64_t)off + (uint64_t)len;
-  if (end > STAGE_KEEP) {
-    uint64_t from = (uint64_t)off > STAGE_KEEP ? (uint64_t)off : STAGE_KEEP;
+  *p = c->stage + off;
+  *len = (size_t)n;
+  return 0;
+}
+
+/* The store has its copies of the staged values in [start, end): give
+ * back their staging pages beyond the first STAGE_KEEP bytes, so that a
+ * staging area costs at most that much memory between puts, however large
+ * a put was (or claimed to be).  The first STAGE_KEEP stay: freeing and
+ * faulting them in again on every put (both sides, zeroed by the kernel)
+ * would cost more than the copy. */
+static void stage_trim(conn *c, uint64_t start, uint64_t end) {
+  if (start < STAGE_KEEP) start = STAGE_KEEP;
+  if (end > start)
     (void)fallocate(c->stage_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    (off_t)from, (off_t)(end - from));
-  }
+                    (off_t)start, (off_t)(end - start));
+}
+
+static void cmd_putstaged(conn *c, resp_arg *argv, size_t argc) {
+  const uint8_t *p;
+  size_t len;
+  cascade_put_opts o;
+  if (!shm_allowed(c) || !key_ok(c, &argv[1]) ||
+      stage_slice(c, &argv[2], &argv[3], &p, &len) != 0 ||
+      put_opts(c, argv, 4, argc, &o) != 0)
+    return;
+  put_reply(c, cascade_put(g_srv.store, c->ns, argv[1].p, argv[1].len, p,
+                           len, &o));
+  stage_trim(c, (uint64_t)(p - c->stage), (uint64_t)(p - c->stage) + len);
 }
 
 /* CASCADE.MPUTSTAGED key off len [key off len ...] -> an array, per value
@@ -1366,12 +1394,7 @@ static void cmd_putstaged(conn *c, resp_arg *argv, size_t argc) {
 static void cmd_mputstaged(conn *c, resp_arg *argv, size_t argc) {
   if (!shm_allowed(c)) return;
   if ((argc - 1) % 3 != 0) {
-    reply_error(c, "ERR wrong number of arguments for 'cascade.mputstaged' "
-                   "command");
-    return;
-  }
-  if (!c->stage) {
-    reply_error(c, "ERR no staging area: CASCADE.STAGE first");
+    err_arity(c, "CASCADE.MPUTSTAGED");
     return;
   }
   size_t n = (argc - 1) / 3;
@@ -1381,24 +1404,17 @@ static void cmd_mputstaged(conn *c, resp_arg *argv, size_t argc) {
     err_store(c, -ENOMEM);
     return;
   }
-  uint64_t end = 0;
+  uint64_t start = UINT64_MAX, end = 0;
   for (size_t i = 0; i < n; i++) {
     const resp_arg *a = &argv[1 + 3 * i];
-    long long off, len;
-    if (!key_ok(c, &a[0])) goto out;
-    if (arg_ll(&a[1], &off) != 0 || arg_ll(&a[2], &len) != 0) {
-      err_not_int(c);
+    const uint8_t *p;
+    size_t len;
+    if (!key_ok(c, &a[0]) || stage_slice(c, &a[1], &a[2], &p, &len) != 0)
       goto out;
-    }
-    if (off < 0 || len < 0 || (uint64_t)off > c->stage_len ||
-        (uint64_t)len > c->stage_len - (uint64_t)off) {
-      reply_error(c, "ERR offset/length outside the staging area (%llu "
-                     "bytes)", (unsigned long long)c->stage_len);
-      goto out;
-    }
-    it[i] = (cascade_put_item){a[0].p, a[0].len, c->stage + off, (size_t)len,
-                               NULL, 0};
-    if ((uint64_t)(off + len) > end) end = (uint64_t)(off + len);
+    it[i] = (cascade_put_item){a[0].p, a[0].len, p, len, NULL, 0};
+    uint64_t o = (uint64_t)(p - c->stage);
+    if (o < start) start = o;
+    if (o + len > end) end = o + len;
   }
   int stored = cascade_put_batch(g_srv.store, c->ns, it, n);
   if (stored < 0) {
@@ -1407,10 +1423,7 @@ static void cmd_mputstaged(conn *c, resp_arg *argv, size_t argc) {
   }
   reply_array(c, (int64_t)n);
   for (size_t i = 0; i < n; i++) put_reply(c, it[i].rc);
-  /* as CASCADE.PUTSTAGED: the pages past STAGE_KEEP go back */
-  if (end > STAGE_KEEP)
-    (void)fallocate(c->stage_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    (off_t)STAGE_KEEP, (off_t)(end - STAGE_KEEP));
+  stage_trim(c, start, end); /* the values lie between, all stored */
 out:
   if (it != stack_it) free(it);
 }
@@ -1501,9 +1514,7 @@ void cmd_exec(conn *c, resp_arg *argv, size_t argc) {
   }
   if ((e->arity > 0 && argc != (size_t)e->arity) ||
       (e->arity < 0 && argc < (size_t)-e->arity)) {
-    char lower[64];
-    lower_name(e->name, lower, sizeof lower);
-    reply_error(c, "ERR wrong number of arguments for '%s' command", lower);
+    err_arity(c, e->name);
     return;
   }
   if (!c->ns && !(e->flags & F_NOAUTH)) {
