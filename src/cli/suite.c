@@ -341,7 +341,10 @@ void cli_bench_suite_usage(FILE *f) {
       "  --trace FILE       replay: a Mooncake JSONL trace, or an Azure LLM "
       "CSV (.csv)\n"
       "                     [synthetic chat/RAG, from --seed]\n"
-      "  --keep             keep the data directory\n"
+      "  --keep             keep the data directory: each system's "
+      "subdirectory of its\n"
+      "                     last round (server logs; the adapters remove "
+      "their data)\n"
       "  --quick            a tiny run of every system (for the tests)\n"
       "  --json             also print every result as one JSON object per "
       "line\n"
@@ -1210,6 +1213,7 @@ static void run_system(struct suite *s, int si, int rep) {
   if (s->repeat > 1) snprintf(run, sizeof run, " (run %d/%d)", rep + 1,
                               s->repeat);
   snprintf(dir, sizeof dir, "%s/%s", s->work, a->name);
+  (void)cli_rm_tree(dir, 0); /* a kept earlier round's */
   if (mkdir(dir, 0755) != 0) {
     cli_err("bench suite: %s: mkdir %s: %s", a->name, dir, strerror(errno));
     s->failed = 1;
@@ -1239,7 +1243,7 @@ static void run_system(struct suite *s, int si, int rep) {
         r->status = ST_SKIPPED;
         snprintf(r->reason, sizeof r->reason, "%s", msg);
       }
-    cli_rm_tree(dir, 0);
+    if (!s->keep) cli_rm_tree(dir, 0);
     s->done[si] = 1;
     goto rows;
   }
@@ -1254,7 +1258,7 @@ static void run_system(struct suite *s, int si, int rep) {
              e == SUITE_SKIP ? "skipped after a run" : cascade_strerror(e));
     snprintf(stage, sizeof stage, "init%s", run);
     fail_result(s, r, stage, err, &bad);
-    cli_rm_tree(dir, 0);
+    if (!s->keep) cli_rm_tree(dir, 0);
     s->done[si] = 1;
     goto rows;
   }
@@ -1349,7 +1353,7 @@ static void run_system(struct suite *s, int si, int rep) {
   }
   if (bad) s->done[si] = 1;
   a->fini(st);
-  cli_rm_tree(dir, 0);
+  if (!s->keep) cli_rm_tree(dir, 0);
   /* settle before the next system: its files' deletion and the page
    * cache's dirty pages written back now, not while the next one is
    * timed */
@@ -1528,6 +1532,7 @@ static void run_driver(struct suite *s, int si, int rep) {
 
   snprintf(what, sizeof what, "%s: driver%s", a->name, run);
   cli_progress(s->step, s->nsteps, what);
+  (void)cli_rm_tree(dir, 0); /* a kept earlier round's */
   if (mkdir(dir, 0755) != 0) {
     snprintf(err, sizeof err, "mkdir %.400s: %s", dir, strerror(errno));
   } else if (driver_exec(argv, log, err, sizeof err) == 0 &&
@@ -1611,7 +1616,7 @@ static void run_driver(struct suite *s, int si, int rep) {
                                    : "its driver gave no result");
     }
   if (bad) s->done[si] = 1;
-  cli_rm_tree(dir, 0);
+  if (!s->keep) cli_rm_tree(dir, 0);
   sync();
   system_rows(s, si, rep, step0, nwl);
 }

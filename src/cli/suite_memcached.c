@@ -94,7 +94,6 @@ typedef struct mc_store {
 } mc_store;
 
 typedef struct mc_handle {
-  mc_store *s;
   memcached_st *mc;
   memcached_result_st res; /* reused by every get */
   const char **keys;       /* mget's arrays, grown to the largest batch */
@@ -492,7 +491,6 @@ static int mc_open(void *st, int t, void **h, char *msg, size_t cap) {
   *h = NULL;
   if (!x)
     return mc_sys(msg, cap, ENOMEM, "open");
-  x->s = s;
   if (!(x->mc = mc_connect(s, msg, cap, &err))) {
     free(x);
     return err;
