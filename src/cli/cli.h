@@ -228,6 +228,8 @@ int cli_free_port(void);
 /* Start argv[0] (no shell) with stdin /dev/null and its output in logpath
  * (emptied); it gets SIGKILL when the tool dies.  Its pid, or -1 (errno). */
 pid_t cli_spawn(char *const argv[], const char *logpath);
+/* SIGTERM, up to secs for it to exit, then SIGKILL; reaped. */
+void cli_stop_pid(pid_t pid, double secs);
 /* The last 400 bytes of a log file on one line into out ("" if none). */
 void cli_log_tail(const char *path, char *out, size_t cap);
 /* A hiredis connection to 127.0.0.1:port (connect timeout timeout_s, then

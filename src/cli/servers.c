@@ -178,6 +178,17 @@ static int wait_exit(pid_t pid, double secs, int *st) {
   }
 }
 
+void cli_stop_pid(pid_t pid, double secs) {
+  int st;
+
+  kill(pid, SIGTERM);
+  if (!wait_exit(pid, secs, &st)) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+      ;
+  }
+}
+
 int cli_server_start(cli_server *s, char *const argv[], char *err,
                      size_t cap) {
   double end;

@@ -65,7 +65,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -73,6 +72,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "suite.h"
 
 #define MC_HOST "127.0.0.1"
@@ -142,60 +142,6 @@ static int mc_sys(char *msg, size_t cap, int err, const char *what) {
 
 /* ---- the server ---------------------------------------------------------- */
 
-static long long mc_now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000ll + ts.tv_nsec / 1000000;
-}
-
-static void mc_sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
-/* The memcached binary: /usr/bin/memcached, else the first in PATH. */
-static int mc_find(char *out, size_t cap) {
-  const char *path = getenv("PATH");
-
-  if (access("/usr/bin/memcached", X_OK) == 0) {
-    snprintf(out, cap, "/usr/bin/memcached");
-    return 0;
-  }
-  while (path && *path) {
-    const char *end = strchr(path, ':');
-    size_t len = end ? (size_t)(end - path) : strlen(path);
-
-    if (len > 0 &&
-        (size_t)snprintf(out, cap, "%.*s/memcached", (int)len, path) < cap &&
-        access(out, X_OK) == 0)
-      return 0;
-    path = end ? end + 1 : NULL;
-  }
-  return -ENOENT;
-}
-
-/* A loopback port nobody listens on now (it may be taken before use:
- * the caller retries). */
-static int mc_free_port(void) {
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  socklen_t len = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -errno;
-
-  if (fd < 0)
-    return port;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-    port = ntohs(a.sin_port);
-  else
-    port = -errno;
-  close(fd);
-  return port;
-}
-
 /* Ask the server its version on a plain socket: 0 and the version once
  * it answers, -EAGAIN while it does not listen yet. */
 static int mc_probe(int port, char *ver, size_t cap) {
@@ -231,86 +177,22 @@ out:
   return rc;
 }
 
-/* The last line of the server's log, for an error message. */
-static void mc_log_tail(const mc_store *s, char *out, size_t cap) {
-  char buf[512];
-  ssize_t r = -1;
-  int fd = open(s->log, O_RDONLY | O_CLOEXEC);
-
-  out[0] = '\0';
-  if (fd >= 0) {
-    off_t end = lseek(fd, 0, SEEK_END);
-
-    if (end > (off_t)sizeof buf - 1)
-      lseek(fd, end - (sizeof buf - 1), 0);
-    else
-      lseek(fd, 0, SEEK_SET);
-    r = read(fd, buf, sizeof buf - 1);
-    close(fd);
-  }
-  if (r <= 0)
-    return;
-  buf[r] = '\0';
-  while (r > 0 && (buf[r - 1] == '\n' || buf[r - 1] == '\r'))
-    buf[--r] = 0;
-  {
-    const char *line = strrchr(buf, '\n') ? strrchr(buf, '\n') + 1 : buf;
-    size_t len = strlen(line) < cap - 1 ? strlen(line) : cap - 1;
-
-    memcpy(out, line, len);
-    out[len] = '\0';
-  }
-}
-
 static void mc_stop(mc_store *s) {
-  long long t0 = mc_now_ms();
-  int status;
-
-  if (s->pid <= 0)
-    return;
-  kill(s->pid, SIGTERM);
-  while (waitpid(s->pid, &status, WNOHANG) == 0) {
-    if (mc_now_ms() - t0 > FINI_WAIT_MS) {
-      kill(s->pid, SIGKILL);
-      waitpid(s->pid, &status, 0);
-      break;
-    }
-    mc_sleep_ms(10);
-  }
+  if (s->pid > 0)
+    cli_stop_pid(s->pid, FINI_WAIT_MS / 1000.0);
   s->pid = 0;
 }
 
 /* Start the server with argv (argv[2] is the port's slot) and wait until
  * it answers.  -EADDRINUSE: it exited at once, try another port. */
 static int mc_start(mc_store *s, char **argv, char *msg, size_t cap) {
-  pid_t parent = getpid();
-  long long t0;
-  int logfd, status;
+  double t0;
+  int status;
 
-  logfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (logfd < 0)
-    return mc_sys(msg, cap, errno, s->log);
-  s->pid = fork();
-  if (s->pid < 0) {
-    close(logfd);
-    return mc_sys(msg, cap, errno, "fork");
-  }
-  if (s->pid == 0) {
-    /* async-signal-safe calls only, up to the exec */
-    int null = open("/dev/null", O_RDONLY);
-
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the thread that forked */
-    if (getppid() != parent)
-      _exit(127); /* it died already */
-    if (null >= 0)
-      dup2(null, 0);
-    dup2(logfd, 1);
-    dup2(logfd, 2);
-    execv(s->bin, argv);
-    _exit(127);
-  }
-  close(logfd);
-  t0 = mc_now_ms();
+  s->pid = cli_spawn(argv, s->log);
+  if (s->pid < 0)
+    return mc_sys(msg, cap, errno, "start memcached");
+  t0 = cli_now();
   for (;;) {
     char tail[256];
 
@@ -318,7 +200,7 @@ static int mc_start(mc_store *s, char **argv, char *msg, size_t cap) {
       return 0;
     if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
       s->pid = 0;
-      mc_log_tail(s, tail, sizeof tail);
+      cli_log_tail(s->log, tail, sizeof tail);
       if (strstr(tail, "in use") || strstr(tail, "bind"))
         return -EADDRINUSE;
       snprintf(msg, cap,
@@ -328,13 +210,13 @@ static int mc_start(mc_store *s, char **argv, char *msg, size_t cap) {
                tail[0] ? tail : "no message");
       return -ECHILD;
     }
-    if (mc_now_ms() - t0 > START_WAIT_MS) {
+    if ((cli_now() - t0) * 1000 > START_WAIT_MS) {
       mc_stop(s);
       snprintf(msg, cap, "memcached: no answer on port %d after %d ms", s->port,
                START_WAIT_MS);
       return -ETIMEDOUT;
     }
-    mc_sleep_ms(10);
+    usleep(10000);
   }
 }
 
@@ -380,7 +262,9 @@ static int mc_init(const suite_cfg *cfg, void **st, char *msg, size_t cap) {
   *st = NULL;
   if (!s)
     return mc_sys(msg, cap, ENOMEM, "init");
-  if (mc_find(s->bin, sizeof s->bin) != 0) {
+  if (access("/usr/bin/memcached", X_OK) == 0)
+    snprintf(s->bin, sizeof s->bin, "/usr/bin/memcached");
+  else if (cli_find_on_path("memcached", s->bin, sizeof s->bin) != 0) {
     snprintf(msg, cap,
              "memcached is not installed (no memcached in "
              "/usr/bin or PATH)");
@@ -431,8 +315,8 @@ static int mc_init(const suite_cfg *cfg, void **st, char *msg, size_t cap) {
     return mc_sys(msg, cap, ENAMETOOLONG, cfg->dir);
   }
   for (int i = 0; i < START_TRIES && rc == -EADDRINUSE; i++) {
-    if ((s->port = mc_free_port()) < 0) {
-      rc = mc_sys(msg, cap, -s->port, "finding a free port");
+    if ((s->port = cli_free_port()) < 0) {
+      rc = mc_sys(msg, cap, EADDRNOTAVAIL, "finding a free port");
       break;
     }
     snprintf(port, sizeof port, "%d", s->port);
