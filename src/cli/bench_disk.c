@@ -279,19 +279,6 @@ void cli_bench_disk_usage(FILE *f) {
 
 /* ---- Content ------------------------------------------------------------- */
 
-static void fill_pool(uint8_t *p, uint64_t bytes) {
-  uint64_t x = SEED;
-
-  for (uint64_t o = 0; o + 8 <= bytes; o += 8) {
-    uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    memcpy(p + o, &z, sizeof z);
-  }
-}
-
 /* The bytes of block j (bs bytes from here). */
 static const uint8_t *block_src(const struct bench *b, uint64_t j) {
   return b->pool + ((j * ODD) % (POOL_BYTES / 8)) * 8;
@@ -1532,7 +1519,7 @@ int cli_bench_disk(int argc, char **argv, const cli_common *co) {
     goto out;
   }
   cli_progress(0, 1, "generating the data");
-  fill_pool(b->pool, POOL_BYTES + b->max_bs);
+  cli_fill_pool(b->pool, POOL_BYTES + b->max_bs, SEED);
 
   cli_progress(0, 1, "opening a cascade store with a disk tier");
   cascade_probe(b);

@@ -321,26 +321,10 @@ void cli_bench_server_usage(FILE *f) {
 
 /* ---- Values and keys ----------------------------------------------------- */
 
-static inline uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static void fill_pool(uint8_t *p, size_t bytes) {
-  uint64_t x = SEED;
-
-  for (size_t o = 0; o + 8 <= bytes; o += 8) {
-    uint64_t z = mix64(x += 0x9e3779b97f4a7c15ull);
-
-    memcpy(p + o, &z, 8);
-  }
-}
-
 /* The bytes of version v of key i of owner t (vs bytes from here). */
 static inline const uint8_t *value_of(const struct bench *b, int t, uint64_t i,
                                       uint32_t v) {
-  uint64_t h = mix64(((uint64_t)t << 56) ^ (i << 24) ^ v ^ b->vs);
+  uint64_t h = cli_mix64(((uint64_t)t << 56) ^ (i << 24) ^ v ^ b->vs);
 
   return b->pool + (h % (POOL_BYTES / 8)) * 8;
 }
@@ -1722,7 +1706,7 @@ int cli_bench_server(int argc, char **argv, const cli_common *co) {
       cli_err("bench server: cannot allocate the value pool");
       goto done;
     }
-    fill_pool(b->pool, b->pool_len);
+    cli_fill_pool(b->pool, b->pool_len, SEED);
   }
 
   cli_machine_facts(&m);

@@ -181,6 +181,16 @@ void cli_json_num(FILE *f, double v);
 /* A target's outcome (1 met, 0 missed, < 0 no target or no peer) as JSON
  * (true/false/null), and as a table cell (ok/MISSED/n/a). */
 void cli_json_met(FILE *f, int met);
+
+/* splitmix64's finaliser, and bytes (a multiple of 8 is filled) of the
+ * splitmix64 stream from seed: the benchmarks' incompressible, seeded data
+ * (word k = cli_mix64(seed + (k + 1) * 0x9e3779b97f4a7c15)). */
+static inline uint64_t cli_mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+void cli_fill_pool(uint8_t *p, size_t bytes, uint64_t seed);
 const char *cli_met_text(int met);
 
 /* ---- Machine facts (for benchmark headers) ------------------------------- */

@@ -358,22 +358,6 @@ void cli_bench_suite_usage(FILE *f) {
 
 /* ---- Data ---------------------------------------------------------------- */
 
-static inline uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static void fill_pool(uint8_t *p, size_t bytes, uint64_t seed) {
-  uint64_t x = seed;
-
-  for (size_t o = 0; o + 8 <= bytes; o += 8) {
-    uint64_t z = mix64(x += ODD);
-
-    memcpy(p + o, &z, 8);
-  }
-}
-
 static inline const uint8_t *block_src(const struct suite *s, uint64_t i) {
   uint64_t w = ((i + s->pool_off) * ODD) & (POOL_BYTES / 8 - 1);
 
@@ -545,7 +529,7 @@ static void *worker_main(void *arg) {
     double span;
 
     if (w->wl == WL_MIXED) {
-      put = mix64(s->seed ^ ((uint64_t)w->t << 40) ^ c) % 100 <
+      put = cli_mix64(s->seed ^ ((uint64_t)w->t << 40) ^ c) % 100 <
             (uint64_t)s->write_pct;
       if (put) b0 = s->nblocks + j;
     } else if (w->wl == WL_CONTENTION) {
@@ -2013,12 +1997,12 @@ int cli_bench_suite(int argc, char **argv, const cli_common *co) {
     cli_err("bench suite: out of memory");
     goto done;
   }
-  fill_pool(s->pool, s->pool_len, s->seed);
+  cli_fill_pool(s->pool, s->pool_len, s->seed);
   if (s->wl[WL_REPLAY] && load_replay(s) != 0) {
     rc = CLI_USAGE;
     goto done;
   }
-  s->pool_off = mix64(s->seed);
+  s->pool_off = cli_mix64(s->seed);
   for (uint64_t i = 0; i < 2 * s->nblocks; i++)
     snprintf(s->keys[i], sizeof s->keys[i], "blk:%016llx",
              (unsigned long long)i);

@@ -411,6 +411,16 @@ void cli_json_met(FILE *f, int met) {
   fputs(met < 0 ? "null" : met ? "true" : "false", f);
 }
 
+void cli_fill_pool(uint8_t *p, size_t bytes, uint64_t seed) {
+  uint64_t x = seed;
+
+  for (size_t o = 0; o + 8 <= bytes; o += 8) {
+    uint64_t z = cli_mix64(x += 0x9e3779b97f4a7c15ull);
+
+    memcpy(p + o, &z, 8);
+  }
+}
+
 const char *cli_met_text(int met) {
   return met < 0 ? "n/a" : met ? "ok" : "MISSED";
 }
