@@ -191,6 +191,18 @@ static inline uint64_t cli_mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 void cli_fill_pool(uint8_t *p, size_t bytes, uint64_t seed);
+
+/* JSON (json-c): the member key of object o (NULL if absent or o is not an
+ * object); the string there (NULL if absent or not a string); the number
+ * there (NaN if absent, null or not a number). */
+struct json_object;
+struct json_object *cli_jget(struct json_object *o, const char *key);
+const char *cli_jstr(struct json_object *o, const char *key);
+double cli_jnum(struct json_object *o, const char *key);
+
+/* A baseline of the benchmark tables: any system whose name does not start
+ * with "cascade". */
+int cli_is_baseline(const char *system);
 const char *cli_met_text(int met);
 
 /* ---- Machine facts (for benchmark headers) ------------------------------- */

@@ -193,10 +193,6 @@ static void strset_print(const strset *s, FILE *f, const char *sep,
   for (int k = 0; k < s->n; k++) fprintf(f, "%s%s", k ? sep : "", s->v[k]);
 }
 
-static int is_baseline(const char *system) {
-  return strncmp(system, "cascade", 7) != 0;
-}
-
 /* Copy s into out; -1 if it does not fit (out is then ""). */
 static int copy_str(char *out, size_t cap, const char *s) {
   size_t n = strlen(s);
@@ -267,37 +263,9 @@ static void gp_data_str(FILE *f, const char *s) {
 
 /* ---- Reading the results ------------------------------------------------- */
 
-static json_object *jget(json_object *o, const char *key) {
-  json_object *v = NULL;
-
-  if (o == NULL || !json_object_is_type(o, json_type_object) ||
-      !json_object_object_get_ex(o, key, &v))
-    return NULL;
-  return v;
-}
-
-/* The string at key, or NULL if absent or not a string. */
-static const char *jstr(json_object *o, const char *key) {
-  json_object *v = jget(o, key);
-
-  return v != NULL && json_object_is_type(v, json_type_string)
-             ? json_object_get_string(v)
-             : NULL;
-}
-
-/* The number at key, or NaN if absent, null or not a number. */
-static double jnum(json_object *o, const char *key) {
-  json_object *v = jget(o, key);
-
-  if (v != NULL && (json_object_is_type(v, json_type_int) ||
-                    json_object_is_type(v, json_type_double)))
-    return json_object_get_double(v);
-  return NAN;
-}
-
 /* The integer >= 0 at key into *out; 0, or -1 if absent or not one. */
 static int juint(json_object *o, const char *key, uint64_t *out) {
-  json_object *v = jget(o, key);
+  json_object *v = cli_jget(o, key);
 
   if (v == NULL || !json_object_is_type(v, json_type_int) ||
       json_object_get_int64(v) < 0)
@@ -315,9 +283,9 @@ static int jsmall(json_object *o, const char *key) {
 
 /* The machine facts of a result as two lines: the machine, the storage. */
 static void machine_facts(json_object *m, struct rec *r) {
-  const char *cpu = jstr(m, "cpu"), *kernel = jstr(m, "kernel"),
-             *thp = jstr(m, "thp"), *fs = jstr(m, "fs"),
-             *dev = jstr(m, "device"), *host = jstr(m, "host");
+  const char *cpu = cli_jstr(m, "cpu"), *kernel = cli_jstr(m, "kernel"),
+             *thp = cli_jstr(m, "thp"), *fs = cli_jstr(m, "fs"),
+             *dev = cli_jstr(m, "device"), *host = cli_jstr(m, "host");
   uint64_t cores = 0, mem = 0, l3 = 0;
   char sz[32], thpv[64] = "";
   size_t len = 0, cap = sizeof r->machine;
@@ -372,12 +340,12 @@ static const char *parse_result(json_object *o, const char *name,
 
   memset(r, 0, sizeof *r);
   if (!json_object_is_type(o, json_type_object)) return "not a JSON object";
-  bench = jstr(o, "bench");
+  bench = cli_jstr(o, "bench");
   if (bench == NULL) return "no \"bench\" field: not a suite result";
   if (strcmp(bench, "suite") != 0) return "not a suite result (\"bench\")";
-  system = jstr(o, "system");
-  workload = jstr(o, "workload");
-  status = jstr(o, "status");
+  system = cli_jstr(o, "system");
+  workload = cli_jstr(o, "workload");
+  status = cli_jstr(o, "status");
   if (system == NULL || system[0] == '\0') return "no \"system\"";
   if (copy_str(r->system, sizeof r->system, system) != 0)
     return "\"system\" too long";
@@ -389,51 +357,51 @@ static const char *parse_result(json_object *o, const char *name,
        strcmp(status, "skipped") != 0))
     return "no \"status\" of ok, failed or skipped";
   copy_str(r->status, sizeof r->status, status);
-  cfg = jget(o, "config");
+  cfg = cli_jget(o, "config");
   if (cfg == NULL || juint(cfg, "block", &r->block) != 0 || r->block == 0)
     return "no \"config\".\"block\"";
 
   copy_str(r->file, sizeof r->file, name);
   /* the timestamp, else the file name's last field */
-  stamp = jstr(o, "timestamp");
+  stamp = cli_jstr(o, "timestamp");
   if (stamp == NULL || copy_str(r->stamp, sizeof r->stamp, stamp) != 0) {
     const char *u = strrchr(name, '_');
 
     snprintf(r->stamp, sizeof r->stamp, "%.*s",
              u ? (int)strcspn(u + 1, ".") : 0, u ? u + 1 : "");
   }
-  s = jstr(o, "reason");
+  s = cli_jstr(o, "reason");
   snprintf(r->reason, sizeof r->reason, "%s", s ? s : "");
-  s = jstr(o, "version");
+  s = cli_jstr(o, "version");
   snprintf(r->version, sizeof r->version, "%s", s ? s : "");
   if (juint(cfg, "blocks", &v) == 0) r->blocks = v;
   r->threads = jsmall(cfg, "threads");
   r->batch = jsmall(cfg, "batch");
   r->repeat = jsmall(cfg, "repeat");
   {
-    json_object *q = jget(cfg, "quick");
+    json_object *q = cli_jget(cfg, "quick");
 
     r->quick = q != NULL && json_object_is_type(q, json_type_boolean)
                    ? json_object_get_boolean(q)
                    : -1;
   }
-  machine_facts(jget(o, "machine"), r);
+  machine_facts(cli_jget(o, "machine"), r);
 
-  res = jget(o, "result");
-  r->gbps = jnum(res, "gbps");
-  r->ops = jnum(res, "ops_per_sec");
-  lat = jget(res, "latency_ns");
+  res = cli_jget(o, "result");
+  r->gbps = cli_jnum(res, "gbps");
+  r->ops = cli_jnum(res, "ops_per_sec");
+  lat = cli_jget(res, "latency_ns");
   for (int k = 0; k < NPCT; k++) {
-    double x = jnum(lat, pct[k].key);
+    double x = cli_jnum(lat, pct[k].key);
 
     r->lat[k] = isfinite(x) && x >= 0 ? x : NAN;
   }
-  runs = jget(res, "runs");
+  runs = cli_jget(res, "runs");
   if (runs != NULL && json_object_is_type(runs, json_type_array) &&
       json_object_array_length(runs) > 0) {
     r->nrun = (int)json_object_array_length(runs);
-    r->gbps_min = jnum(res, "gbps_min");
-    r->gbps_max = jnum(res, "gbps_max");
+    r->gbps_min = cli_jnum(res, "gbps_min");
+    r->gbps_max = cli_jnum(res, "gbps_max");
     if (!isfinite(r->gbps_min) || !isfinite(r->gbps_max)) r->nrun = 0;
   }
   if (strcmp(r->status, "ok") == 0 && !(isfinite(r->gbps) && r->gbps >= 0))
@@ -627,7 +595,7 @@ static int cmp_wl(const void *a, const void *b) {
 
 static int cmp_sys(const void *a, const void *b) {
   const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-  int bx = is_baseline(x), by = is_baseline(y);
+  int bx = cli_is_baseline(x), by = cli_is_baseline(y);
 
   return bx != by ? bx - by : strcmp(x, y);
 }
@@ -707,7 +675,7 @@ static const struct rec *best_baseline(const struct report *R, const char *wl,
     const struct rec *r = &R->r[i];
 
     if (!r->dropped && is_ok(r) && r->block == block &&
-        strcmp(r->workload, wl) == 0 && is_baseline(r->system) &&
+        strcmp(r->workload, wl) == 0 && cli_is_baseline(r->system) &&
         (best == NULL || r->gbps > best->gbps))
       best = r;
   }

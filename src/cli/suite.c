@@ -95,6 +95,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/magic.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -960,10 +961,6 @@ static void write_result(struct suite *s, const struct result *r) {
   }
 }
 
-static int is_baseline(const suite_adapter *a) {
-  return strncmp(a->name, "cascade", 7) != 0;
-}
-
 static void print_table(const struct suite *s) {
   static const char *const hd[9] = {"system",  "workload", "block",
                                     "GB/s",    "ops/s",    "p50/call",
@@ -985,7 +982,7 @@ static void print_table(const struct suite *s) {
     for (int k = 0; k < s->nres; k++) {
       const struct result *r = &s->res[k];
 
-      if (r->wl == wl && r->status == ST_OK && is_baseline(r->a) &&
+      if (r->wl == wl && r->status == ST_OK && cli_is_baseline(r->a->name) &&
           (best == NULL || r->gbps > best->gbps))
         best = r;
     }
@@ -1417,19 +1414,11 @@ static int driver_exec(char *const *argv, const char *log, char *err,
   return 0; /* exit 1 = a workload failed: its row says so */
 }
 
-static double jnum(json_object *o, const char *k) {
-  json_object *v;
+/* A number of a driver's result: 0 if absent (it is checked elsewhere). */
+static double jnum0(json_object *o, const char *k) {
+  double v = cli_jnum(o, k);
 
-  return json_object_object_get_ex(o, k, &v) ? json_object_get_double(v) : 0;
-}
-
-static const char *jstr(json_object *o, const char *k) {
-  json_object *v;
-
-  return json_object_object_get_ex(o, k, &v) && json_object_is_type(v,
-                                                                json_type_string)
-             ? json_object_get_string(v)
-             : NULL;
+  return isfinite(v) ? v : 0;
 }
 
 /* One round of a peer run by its driver: the workloads it runs (write,
@@ -1527,8 +1516,8 @@ static void run_driver(struct suite *s, int si, int rep) {
 
     while (fgets(line, sizeof line, f) != NULL) {
       json_object *o = json_tokener_parse(line), *res, *lat;
-      const char *w = o ? jstr(o, "workload") : NULL,
-                 *st = o ? jstr(o, "status") : NULL;
+      const char *w = o ? cli_jstr(o, "workload") : NULL,
+                 *st = o ? cli_jstr(o, "status") : NULL;
       int wl = -1;
       struct result *r;
 
@@ -1547,35 +1536,35 @@ static void run_driver(struct suite *s, int si, int rep) {
       r = NULL;
       for (int k = 0; k < s->nres && r == NULL; k++)
         if (s->res[k].a == a && s->res[k].wl == wl) r = &s->res[k];
-      if (r == NULL) r = new_result(s, a, wl, jstr(o, "version"));
+      if (r == NULL) r = new_result(s, a, wl, cli_jstr(o, "version"));
       if (strcmp(st, "skipped") == 0 && r->nrun == 0) {
         r->status = ST_SKIPPED;
         snprintf(r->reason, sizeof r->reason, "%s",
-                 jstr(o, "reason") ? jstr(o, "reason") : "skipped");
+                 cli_jstr(o, "reason") ? cli_jstr(o, "reason") : "skipped");
       } else if (strcmp(st, "ok") == 0 &&
                  json_object_object_get_ex(o, "result", &res) &&
                  json_object_object_get_ex(res, "latency_ns", &lat)) {
         clear_measures(r);
-        r->secs = jnum(res, "seconds");
-        r->bytes = (uint64_t)jnum(res, "bytes");
-        r->blocks = (uint64_t)jnum(res, "blocks");
-        r->gbps = jnum(res, "gbps");
-        r->ops = jnum(res, "ops_per_sec");
-        r->calls = (uint64_t)jnum(res, "calls");
-        r->errors = (uint64_t)jnum(res, "errors");
-        r->p50 = (uint64_t)jnum(lat, "p50");
-        r->p90 = (uint64_t)jnum(lat, "p90");
-        r->p99 = (uint64_t)jnum(lat, "p99");
-        r->p999 = (uint64_t)jnum(lat, "p999");
-        r->max = (uint64_t)jnum(lat, "max");
-        r->mean = jnum(lat, "mean");
+        r->secs = jnum0(res, "seconds");
+        r->bytes = (uint64_t)jnum0(res, "bytes");
+        r->blocks = (uint64_t)jnum0(res, "blocks");
+        r->gbps = jnum0(res, "gbps");
+        r->ops = jnum0(res, "ops_per_sec");
+        r->calls = (uint64_t)jnum0(res, "calls");
+        r->errors = (uint64_t)jnum0(res, "errors");
+        r->p50 = (uint64_t)jnum0(lat, "p50");
+        r->p90 = (uint64_t)jnum0(lat, "p90");
+        r->p99 = (uint64_t)jnum0(lat, "p99");
+        r->p999 = (uint64_t)jnum0(lat, "p999");
+        r->max = (uint64_t)jnum0(lat, "max");
+        r->mean = jnum0(lat, "mean");
         add_run(r);
       } else {
         char stage[96];
 
         snprintf(stage, sizeof stage, "%s%s", wl_name[wl], run);
         fail_result(s, r, stage,
-                    jstr(o, "reason") ? jstr(o, "reason") : "failed", &bad);
+                    cli_jstr(o, "reason") ? cli_jstr(o, "reason") : "failed", &bad);
       }
       json_object_put(o);
     }

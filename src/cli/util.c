@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "cli.h"
 
 /* ---- Messages ------------------------------------------------------------ */
@@ -419,6 +421,38 @@ void cli_fill_pool(uint8_t *p, size_t bytes, uint64_t seed) {
 
     memcpy(p + o, &z, 8);
   }
+}
+
+json_object *cli_jget(json_object *o, const char *key) {
+  json_object *v = NULL;
+
+  if (o == NULL || !json_object_is_type(o, json_type_object) ||
+      !json_object_object_get_ex(o, key, &v))
+    return NULL;
+  return v;
+}
+
+/* The string at key, or NULL if absent or not a string. */
+const char *cli_jstr(json_object *o, const char *key) {
+  json_object *v = cli_jget(o, key);
+
+  return v != NULL && json_object_is_type(v, json_type_string)
+             ? json_object_get_string(v)
+             : NULL;
+}
+
+/* The number at key, or NaN if absent, null or not a number. */
+double cli_jnum(json_object *o, const char *key) {
+  json_object *v = cli_jget(o, key);
+
+  if (v != NULL && (json_object_is_type(v, json_type_int) ||
+                    json_object_is_type(v, json_type_double)))
+    return json_object_get_double(v);
+  return NAN;
+}
+
+int cli_is_baseline(const char *system) {
+  return strncmp(system, "cascade", 7) != 0;
 }
 
 const char *cli_met_text(int met) {
