@@ -57,10 +57,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
-#include <sys/vfs.h>
-#include <linux/magic.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "suite.h"
 
 #define FANOUT_MIN 4096 /* blocks in a flat directory, at most */
@@ -189,35 +188,15 @@ static int px_fsync_at(int dirfd, const char *rel) {
 }
 
 /* The "version" of this system: the kernel and the file system. */
-static void px_set_version(px_store *s) {
+static void px_set_version(px_store *s, const char *dir) {
   struct utsname u;
-  struct statfs f;
-  const char *fs = "unknown file system";
+  char fs[64] = "", dev[256];
 
-  if (fstatfs(s->dirfd, &f) == 0) {
-    switch ((unsigned long)f.f_type) {
-    case EXT4_SUPER_MAGIC:
-      fs = "ext4";
-      break;
-    case XFS_SUPER_MAGIC:
-      fs = "xfs";
-      break;
-    case BTRFS_SUPER_MAGIC:
-      fs = "btrfs";
-      break;
-    case TMPFS_MAGIC:
-      fs = "tmpfs";
-      break;
-    case OVERLAYFS_SUPER_MAGIC:
-      fs = "overlayfs";
-      break;
-    default:
-      break;
-    }
-  }
+  cli_fs_facts(dir, fs, sizeof fs, dev, sizeof dev);
   if (uname(&u) != 0)
     snprintf(u.release, sizeof u.release, "?");
-  snprintf(s->version, sizeof s->version, "Linux %s, %s", u.release, fs);
+  snprintf(s->version, sizeof s->version, "Linux %s, %s", u.release,
+           fs[0] ? fs : "unknown file system");
 }
 
 static int px_init(const suite_cfg *cfg, void **st, char *msg, size_t cap) {
@@ -246,7 +225,7 @@ static int px_init(const suite_cfg *cfg, void **st, char *msg, size_t cap) {
     }
   }
   s->dirty_top = s->fanout; /* the new subdirectories */
-  px_set_version(s);
+  px_set_version(s, cfg->dir);
   pthread_mutex_init(&s->mu, NULL);
   *st = s;
   return 0;
