@@ -195,7 +195,7 @@ static void px_set_version(px_store *s, const char *dir) {
   cli_fs_facts(dir, fs, sizeof fs, dev, sizeof dev);
   if (uname(&u) != 0)
     snprintf(u.release, sizeof u.release, "?");
-  snprintf(s->version, sizeof s->version, "Linux %s, %s", u.release,
+  snprintf(s->version, sizeof s->version, "Linux %.60s, %.40s", u.release,
            fs[0] ? fs : "unknown file system");
 }
 
