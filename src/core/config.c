@@ -44,7 +44,7 @@ static const char *const io_names[] = {"auto", "direct", "buffered", NULL};
   X("dram.backing", ST_ENUM, dram_backing, 0, 0, backing_names)                \
   X("max_value", ST_SIZE, max_value, 1, UINT64_C(1) << 40, NULL)               \
   X("dedup", ST_BOOL, dedup, 0, 1, NULL)                                       \
-  X("hash.threads", ST_UINT, hash_threads, 0, 64, NULL)                        \
+  X("pool.threads", ST_UINT, pool_threads, 0, 64, NULL)                        \
   X("policy", ST_ENUM, policy, 0, 0, policy_names)                             \
   X("index.shards", ST_UINT, shards, 1, 4096, NULL)                            \
   X("stats.latency", ST_BOOL, stats_latency, 0, 1, NULL)                       \

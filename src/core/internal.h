@@ -97,7 +97,7 @@ struct cascade_config {
   uint32_t disk_compact_below; /* percent */
   uint32_t disk_stripe_count;
   uint64_t disk_stripe_size;
-  uint32_t hash_threads; /* 0: auto (hashpool.c) */
+  uint32_t pool_threads; /* 0: auto (workpool.c) */
 };
 
 enum disk_write {
@@ -232,7 +232,8 @@ struct cascade {
   _Atomic uint64_t dhits, dmisses;
   uint64_t dedup_saved;   /* sum over live blocks of (refs-1)*len */
   _Atomic uint64_t views; /* views held */
-  struct hashpool *hpool; /* NULL: puts hash in the caller only */
+  struct workpool *pool; /* NULL: batches are hashed and copied by their
+                          caller alone */
   lat_hist *get_lat, *put_lat;
   /* the shared-memory index (shmidx.c; mem_lock), once asked for */
   struct shmidx_slot *pub_slots; /* NULL: none */
@@ -252,19 +253,26 @@ void pub_close(cascade *c);
 /* hash.c */
 void hash_sha256_cid(const void *data, size_t len, cascade_cid *out);
 
-/* hashpool.c: a put batch's content ids hashed on several threads */
-typedef struct hash_job {
-  const void *data;
+/* workpool.c: a batch's values hashed or copied on several threads */
+enum work_op {
+  WORK_HASH,     /* SHA-256 of src into *cid */
+  WORK_COPY_IN,  /* src into the arena at dst (copy_stream) */
+  WORK_COPY_OUT, /* the arena's src out to a caller's dst (copy_out) */
+};
+typedef struct work_job {
+  enum work_op op;
+  const void *src;
   size_t len;
-  cascade_cid *out;
-} hash_job;
-typedef struct hashpool hashpool;
-int hashpool_threads(uint32_t setting); /* threads for hash.threads */
+  void *dst;
+  cascade_cid *cid;
+} work_job;
+typedef struct workpool workpool;
+int workpool_threads(uint32_t setting); /* threads for pool.threads */
 /* threads <= 1: *out = NULL (no pool).  -ENOMEM. */
-int hashpool_open(int threads, hashpool **out);
-void hashpool_close(hashpool *p); /* NULL ok */
-/* Hash every job (p NULL: in the calling thread). */
-void hashpool_run(hashpool *p, hash_job *jobs, size_t n);
+int workpool_open(int threads, workpool **out);
+void workpool_close(workpool *p); /* NULL ok */
+/* Do every job (p NULL, or the pool busy: in the calling thread). */
+void workpool_run(workpool *p, work_job *jobs, size_t n);
 
 /* time helpers */
 uint64_t now_realtime_ns(void);

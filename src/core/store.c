@@ -6,8 +6,8 @@
  *
  * Put (cascade_put is a batch of one):
  *   0. no lock:   hash every value (SHA-256) unless a content id was given
- *                 or dedup is off; a batch of large values on the hash
- *                 pool's threads too (hashpool.c, hash.threads).
+ *                 or dedup is off; a batch of large values on the work
+ *                 pool's threads too (workpool.c, pool.threads).
  *   1. mem_lock:  NX/XX checks; a value whose content is stored already is
  *                 attached to that block at once (no copy); otherwise an
  *                 extent is allocated, evicting as needed.  The new block is
@@ -19,7 +19,8 @@
  *                 theirs; otherwise publish the block and point the key at
  *                 it (shard lock held only for the pointer switch).
  * Get: shard lock -> find key -> pin block, raise its access tick -> unlock
- *   -> copy -> unpin.  No global lock, no allocation.
+ *   -> copy (a batch's large values on the work pool's threads too) ->
+ *   unpin.  No global lock, no allocation.
  * Eviction (mem_lock held): expired keys first, then the lowest priority
  *   class's policy victim; pinned victims are set aside and put back after.
  * Disk tier (when disk.dir is set):
@@ -1172,9 +1173,8 @@ int cascade_open(const cascade_config *cfg, cascade **out) {
   rc = dram_open(&dopt, &c->dram);
   if (rc < 0) goto fail;
   c->base = dram_base(c->dram);
-  if (c->cfg.dedup &&
-      (rc = hashpool_open(hashpool_threads(c->cfg.hash_threads), &c->hpool)) <
-          0)
+  if ((rc = workpool_open(workpool_threads(c->cfg.pool_threads), &c->pool)) <
+      0)
     goto fail;
   if (c->cfg.disk_dir[0] && (rc = disk_start(c)) < 0) goto fail;
   *out = c;
@@ -1245,7 +1245,7 @@ void cascade_close(cascade *c) {
   }
   free(c->get_lat);
   free(c->put_lat);
-  hashpool_close(c->hpool);
+  workpool_close(c->pool);
   dram_close(c->dram);
   pthread_mutex_destroy(&c->mem_lock);
   pthread_mutex_destroy(&c->pf_lock);
@@ -1410,14 +1410,13 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
   int rc = lk_ns(c, &nslk, ns);
   if (rc < 0) return rc;
   put_state stack_ps[16];
-  hash_job stack_hj[16];
+  work_job stack_wj[16];
   put_state *ps = n <= 16 ? stack_ps : calloc(n, sizeof *ps);
-  hash_job *hj = n <= 16 || !c->cfg.dedup ? stack_hj
-                                          : malloc(n * sizeof *hj);
-  size_t nhj = 0;
-  if (!ps || !hj) {
+  work_job *wj = n <= 16 ? stack_wj : malloc(n * sizeof *wj);
+  size_t nwj = 0;
+  if (!ps || !wj) {
     if (ps != stack_ps) free(ps);
-    if (hj != stack_hj) free(hj);
+    if (wj != stack_wj) free(wj);
     return -ENOMEM;
   }
   if (ps == stack_ps) memset(ps, 0, n * sizeof *ps);
@@ -1446,16 +1445,18 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
       ps[i].cid = o->cid;
       ps[i].has_cid = 1;
     } else if (c->cfg.dedup) {
-      hj[nhj++] = (hash_job){it->value, it->vlen, &ps[i].cid};
+      wj[nwj++] = (work_job){.op = WORK_HASH,
+                             .src = it->value,
+                             .len = it->vlen,
+                             .cid = &ps[i].cid};
       ps[i].has_cid = 1;
     }
     ps[i].state = PS_NEW;
     it->rc = 0;
     nvalid++;
   }
-  hashpool_run(c->hpool, hj, nhj); /* the batch's values, on several
-                                      threads when they are large */
-  if (hj != stack_hj) free(hj);
+  workpool_run(c->pool, wj, nwj); /* the batch's values, on several
+                                     threads when they are large */
 
   /* 1: conditions, dedup, allocation (mem_lock) */
   pthread_mutex_lock(&c->mem_lock);
@@ -1536,23 +1537,29 @@ int cascade_put_batch(cascade *c, const char *ns, cascade_put_item *items,
 
   /* 2: copy values into the arena, and with disk.write = through to the
    * disk tier (no lock of ours; the disk tier has its own) */
+  nwj = 0;
+  for (size_t i = 0; i < n; i++)
+    if (ps[i].state == PS_NEW && items[i].vlen)
+      wj[nwj++] = (work_job){
+          .op = WORK_COPY_IN,
+          .src = items[i].value,
+          .len = items[i].vlen,
+          .dst = c->base +
+                 atomic_load_explicit(&ps[i].blk->off, memory_order_relaxed)};
+  workpool_run(c->pool, wj, nwj);
+  if (wj != stack_wj) free(wj);
   int through = c->disk && c->cfg.disk_write == DISK_WRITE_THROUGH;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && through; i++) {
     if (ps[i].state != PS_NEW) continue;
     cascade_blk *b = ps[i].blk;
-    if (items[i].vlen)
-      copy_stream(c->base + atomic_load_explicit(&b->off, memory_order_relaxed),
-                  items[i].value, items[i].vlen);
-    if (through) {
-      disk_rec r = {.type = DISK_REC_VALUE,
-                    .cid = b->dcid,
-                    .vlen = b->len,
-                    .kflags = b->has_cid ? 0 : DREC_SYNTHETIC};
-      drec_ns(&r, nso);
-      if (disk_append(c->disk, &r, items[i].value, &ps[i].dloc, &ps[i].dbytes) <
-          0)
-        ps[i].dloc = DISK_LOC_NONE; /* written back on eviction instead */
-    }
+    disk_rec r = {.type = DISK_REC_VALUE,
+                  .cid = b->dcid,
+                  .vlen = b->len,
+                  .kflags = b->has_cid ? 0 : DREC_SYNTHETIC};
+    drec_ns(&r, nso);
+    if (disk_append(c->disk, &r, items[i].value, &ps[i].dloc, &ps[i].dbytes) <
+        0)
+      ps[i].dloc = DISK_LOC_NONE; /* written back on eviction instead */
   }
 
   /* 3: publish (mem_lock) */
@@ -1969,10 +1976,12 @@ int cascade_get_batch(cascade *c, const char *ns, cascade_get_item *items,
         blk[ref[r].idx] = lookup_pin(c, &lk[ref[r].idx]);
       pthread_mutex_unlock(&sh->lock);
     }
-    size_t got = 0, nd = 0;
+    size_t got = 0, nd = 0, nwj = 0;
     disk_read_req dreq[GET_CHUNK];
     disk_rec dwant[GET_CHUNK];
     size_t didx[GET_CHUNK];
+    work_job wj[GET_CHUNK];
+    cascade_blk *wblk[GET_CHUNK];
     for (size_t r = 0; r < nref; r++) {
       size_t i = ref[r].idx;
       cascade_get_item *it = &items[base + i];
@@ -1986,10 +1995,15 @@ int cascade_get_batch(cascade *c, const char *ns, cascade_get_item *items,
       uint64_t off = atomic_load_explicit(&b->off, memory_order_seq_cst);
       if (b->len > it->cap) {
         it->rc = -ENOBUFS;
-      } else if (off != BLK_OFF_NONE) {
-        copy_out(it->buf, c->base + off, b->len);
+      } else if (off != BLK_OFF_NONE) { /* copied below, with the others */
+        wj[nwj] = (work_job){.op = WORK_COPY_OUT,
+                             .src = c->base + off,
+                             .len = b->len,
+                             .dst = it->buf};
+        wblk[nwj++] = b;
         it->rc = 0;
         hits++;
+        continue;
       } else if (atomic_load_explicit(&b->loading, memory_order_acquire)) {
         it->rc = blk_read_disk(c, b, it->buf); /* waits for the prefetch */
         hits += it->rc == 0;
@@ -2002,6 +2016,8 @@ int cascade_get_batch(cascade *c, const char *ns, cascade_get_item *items,
       }
       unpin(c, b);
     }
+    workpool_run(c->pool, wj, nwj); /* on several threads when large */
+    for (size_t w = 0; w < nwj; w++) unpin(c, wblk[w]);
     if (nd) disk_read_batch(c->disk, dreq, nd);
     for (size_t d = 0; d < nd; d++) {
       cascade_get_item *it = &items[base + didx[d]];

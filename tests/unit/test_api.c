@@ -1403,6 +1403,74 @@ static void test_batch_get(void **state) {
   cascade_close(c);
 }
 
+/* A batch of large values is copied out on the work pool's threads
+ * (pool.threads; the first 64 items of this one are 4 MiB, over the pool's
+ * threshold): every item gets its own bytes, and misses, short buffers and
+ * empty values are reported as with the caller copying alone. */
+static void test_batch_get_pool(void **state) {
+  (void)state;
+  enum { N = 70, LEN = 64 << 10, DISTINCT = 20 };
+  uint8_t *v = malloc((size_t)DISTINCT * LEN), *bufs = malloc((size_t)N * LEN);
+  assert_non_null(v);
+  assert_non_null(bufs);
+  for (int d = 0; d < DISTINCT; d++)
+    tu_fill(v + (size_t)d * LEN, LEN, (uint64_t)(700 + d));
+  static const char *const threads[] = {"1", "2", "4"};
+  for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+    cascade *c = tu_open_with("dram.capacity", "16m", "pool.threads",
+                              threads[t], NULL);
+    char keys[N][16];
+    cascade_get_item it[N];
+    memset(it, 0, sizeof it);
+    for (int d = 0; d < DISTINCT; d++) {
+      snprintf(keys[d], sizeof keys[d], "v%d", d);
+      assert_int_equal(
+          tu_put_s(c, "p", keys[d], v + (size_t)d * LEN, LEN, NULL), 0);
+    }
+    assert_int_equal(tu_put_s(c, "p", "empty", v, 0, NULL), 0);
+    memset(bufs, 0xCD, (size_t)N * LEN);
+    for (int i = 0; i < N; i++) {
+      /* item 5: missing; 17: a buffer one byte short; 40: empty */
+      if (i == 5)
+        snprintf(keys[i], sizeof keys[i], "nothere");
+      else if (i == 40)
+        snprintf(keys[i], sizeof keys[i], "empty");
+      else
+        snprintf(keys[i], sizeof keys[i], "v%d", (i * 7) % DISTINCT);
+      it[i] = (cascade_get_item){keys[i], strlen(keys[i]),
+                                 bufs + (size_t)i * LEN,
+                                 i == 17 ? LEN - 1 : LEN, 12345, 777777};
+    }
+    assert_int_equal(cascade_get_batch(c, "p", it, N), N - 2);
+    for (int i = 0; i < N; i++) {
+      uint8_t *b = bufs + (size_t)i * LEN;
+      if (i == 5 || i == 17) {
+        assert_int_equal(it[i].rc, i == 5 ? -ENOENT : -ENOBUFS);
+        for (size_t j = 0; j < LEN; j++) assert_int_equal(b[j], 0xCD);
+        continue;
+      }
+      assert_int_equal(it[i].rc, 0);
+      if (i == 40) {
+        assert_int_equal(it[i].vlen, 0);
+        continue;
+      }
+      assert_int_equal(it[i].vlen, LEN);
+      assert_memory_equal(b, v + (size_t)((i * 7) % DISTINCT) * LEN, LEN);
+    }
+    /* every pin was dropped */
+    for (int d = 0; d < DISTINCT; d++) {
+      char k[16];
+      struct cascade_key_info ki;
+      snprintf(k, sizeof k, "v%d", d);
+      assert_int_equal(cascade_key_info(c, "p", k, strlen(k), &ki), 0);
+      assert_int_equal(ki.pins, 0);
+    }
+    cascade_close(c);
+  }
+  free(bufs);
+  free(v);
+}
+
 /* ---- statistics --------------------------------------------------------------- */
 
 static void test_stats_counters(void **state) {
@@ -1594,6 +1662,7 @@ int main(void) {
       cmocka_unit_test(test_batch_put),
       cmocka_unit_test(test_batch_put_invalid_item),
       cmocka_unit_test(test_batch_get),
+      cmocka_unit_test(test_batch_get_pool),
       cmocka_unit_test(test_stats_counters),
       cmocka_unit_test(test_stats_latency_off),
       cmocka_unit_test(test_arena),

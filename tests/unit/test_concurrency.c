@@ -830,14 +830,16 @@ static void test_concurrent_batches_and_stats(void **state) {
   cascade_close(c);
 }
 
-/* ---- 6. the hash pool shared by many batches at once --------------------------- */
+/* ---- 6. the work pool shared by many batches at once --------------------------- */
 
-#define HP_LEN (96 << 10) /* 4 values a batch: over the pool's threshold */
+/* 4 values a batch: 2.5 MiB, over the pool's thresholds for hashing and for
+ * copying, so puts hash and copy in, and gets copy out, on its threads */
+#define HP_LEN (640 << 10)
 
 static void *hp_worker(void *p) {
   struct mix_arg *a = p;
   uint64_t end = tu_now_ms() + DEADLINE_MS;
-  uint8_t *vals = malloc(4 * (size_t)HP_LEN), *buf = malloc(HP_LEN);
+  uint8_t *vals = malloc(4 * (size_t)HP_LEN), *buf = malloc(4 * (size_t)HP_LEN);
   char names[4][24];
   if (!vals || !buf) {
     thread_fail("out of memory%s", "");
@@ -849,7 +851,7 @@ static void *hp_worker(void *p) {
     cascade_put_item pit[4];
     memset(pit, 0, sizeof pit);
     for (int j = 0; j < 4; j++) {
-      snprintf(names[j], sizeof names[j], "hp%d-%d", a->id, (i * 4 + j) % 24);
+      snprintf(names[j], sizeof names[j], "hp%d-%d", a->id, (i * 4 + j) % 8);
       tu_fill(vals + (size_t)j * HP_LEN, HP_LEN,
               ((uint64_t)a->id << 32) | (uint64_t)(i * 4 + j));
       pit[j] = (cascade_put_item){names[j], strlen(names[j]),
@@ -861,13 +863,21 @@ static void *hp_worker(void *p) {
       thread_fail("put_batch = %d", rc);
       break;
     }
+    cascade_get_item git[4];
+    for (int j = 0; j < 4; j++)
+      git[j] = (cascade_get_item){names[j], strlen(names[j]),
+                                  buf + (size_t)j * HP_LEN, HP_LEN, 99, 0};
+    rc = cascade_get_batch(a->c, "hp", git, 4);
+    if (rc != 4) {
+      thread_fail("get_batch = %d", rc);
+      break;
+    }
     for (int j = 0; j < 4; j++) {
-      size_t vlen = 0;
       struct cascade_key_info ki;
       cascade_cid want;
-      if (cascade_get(a->c, "hp", names[j], strlen(names[j]), buf, HP_LEN,
-                      &vlen) != 0 ||
-          vlen != HP_LEN || memcmp(buf, vals + (size_t)j * HP_LEN, HP_LEN)) {
+      if (git[j].rc != 0 || git[j].vlen != HP_LEN ||
+          memcmp(buf + (size_t)j * HP_LEN, vals + (size_t)j * HP_LEN,
+                 HP_LEN)) {
         thread_fail("key %s: wrong bytes", names[j]);
         goto out;
       }
@@ -886,10 +896,10 @@ out:
   return NULL;
 }
 
-static void test_concurrent_hash_pool(void **state) {
+static void test_concurrent_work_pool(void **state) {
   (void)state;
   reset_failures();
-  cascade *c = tu_open_with("dram.capacity", "64m", "hash.threads", "3", NULL);
+  cascade *c = tu_open_with("dram.capacity", "64m", "pool.threads", "3", NULL);
   struct mix_arg args[NTHREADS];
   for (int i = 0; i < NTHREADS; i++) {
     args[i].c = c;
@@ -907,7 +917,7 @@ int main(void) {
       cmocka_unit_test(test_concurrent_eviction_with_views),
       cmocka_unit_test(test_concurrent_match_prefix),
       cmocka_unit_test(test_concurrent_batches_and_stats),
-      cmocka_unit_test(test_concurrent_hash_pool),
+      cmocka_unit_test(test_concurrent_work_pool),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

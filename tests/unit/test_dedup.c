@@ -384,10 +384,10 @@ static void test_content_id_matches_store(void **state) {
   cascade_close(c);
 }
 
-/* A batch of large values is hashed on the hash pool's threads
- * (hash.threads): every key's content id is the SHA-256 of its own value,
+/* A batch of large values is hashed on the work pool's threads
+ * (pool.threads): every key's content id is the SHA-256 of its own value,
  * equal values in the batch share one block, exactly as with the caller
- * hashing alone (hash.threads 1), for several batch sizes. */
+ * hashing alone (pool.threads 1), for several batch sizes. */
 static void test_hash_pool_batch(void **state) {
   (void)state;
   enum { N = 24, LEN = 96 << 10 };
@@ -397,7 +397,7 @@ static void test_hash_pool_batch(void **state) {
     tu_fill(v + (size_t)i * LEN, LEN, (uint64_t)(i % 20));
   static const char *const threads[] = {"1", "2", "4", "16"};
   for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
-    cascade *c = tu_open_with("dram.capacity", "8m", "hash.threads",
+    cascade *c = tu_open_with("dram.capacity", "8m", "pool.threads",
                               threads[t], NULL);
     for (int n = 1; n <= N; n += 23) { /* a lone value, then a batch */
       cascade_put_item it[N];
